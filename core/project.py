@@ -1,0 +1,186 @@
+"""A fine-tuning project: the user's choices, saved atomically as JSON.
+
+On disk::
+
+    <workspace>/projects/<name>/project.json
+    <workspace>/projects/<name>/data/          datasets uploaded or converted
+    <workspace>/projects/<name>/runs/<run-id>/ one directory per training run
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from core.fsutil import atomic_write_json, read_json
+
+Method = Literal["qlora", "lora", "full"]
+
+METHOD_LABELS = {
+    "qlora": "QLoRA (4-bit base + LoRA adapter, GPU only)",
+    "lora": "LoRA (adapter on a 16/32-bit base)",
+    "full": "Full fine-tune (every weight)",
+}
+
+_NAME_RE = re.compile(r"^[\w][\w.\- ]{0,63}$")
+
+
+class Hyperparams(BaseModel):
+    """Training hyperparameters; defaults follow XTuner's own QLoRA configs."""
+
+    lr: float = Field(2e-4, gt=0, lt=1)
+    max_epochs: int = Field(3, ge=1, le=1000)
+    max_length: int = Field(2048, ge=16, le=1_048_576)
+    pack_to_max_length: bool = True
+    batch_size: int = Field(1, ge=1, le=1024)
+    accumulative_counts: int = Field(16, ge=1, le=4096)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    save_steps: int = Field(500, ge=1)
+    save_total_limit: int = Field(2, ge=-1)
+    evaluation_freq: int = Field(500, ge=1)
+    logging_interval: int = Field(10, ge=1)
+    optimizer: Literal["AdamW", "SGD"] = "AdamW"
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_norm: float = Field(1.0, gt=0)
+    lora_r: int = Field(64, ge=1, le=1024)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    lora_target_modules: Optional[list[str]] = None
+    seed: Optional[int] = None
+    dataloader_num_workers: int = Field(0, ge=0, le=64)
+
+
+class Project(BaseModel):
+    name: str
+    workspace: str
+    download_cache: str
+    method: Method = "qlora"
+    model_path: Optional[str] = None
+    prompt_template: Optional[str] = None
+    dataset_path: Optional[str] = None
+    hyperparams: Hyperparams = Field(default_factory=Hyperparams)
+    evaluation_inputs: list[str] = Field(default_factory=lambda: ["Who are you?"])
+    system_prompt: str = ""
+    num_gpus: int = Field(1, ge=0, le=1024)
+    deepspeed: Optional[str] = None
+    is_demo: bool = False
+    created_at: str = Field(default_factory=lambda: _now())
+    updated_at: str = Field(default_factory=lambda: _now())
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        check_project_name(v)
+        return v
+
+    @field_validator("evaluation_inputs")
+    @classmethod
+    def _check_eval(cls, v: list[str]) -> list[str]:
+        if len(v) > 10:
+            raise ValueError("At most 10 evaluation questions.")
+        return v
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.workspace) / "projects" / self.name
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.dir / "runs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+
+class ProjectError(ValueError):
+    """A project could not be created, loaded or saved; the message says why and what to do."""
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def check_project_name(name: str) -> None:
+    if not _NAME_RE.match(name or "") or name.strip() != name or ".." in name:
+        raise ValueError(
+            f"Project name {name!r} is not allowed: use 1-64 letters, digits, '-', '_', '.' or spaces, "
+            "starting with a letter or digit."
+        )
+
+
+class ProjectStore:
+    """Projects of one workspace directory."""
+
+    def __init__(self, workspace: str | os.PathLike):
+        self.workspace = Path(workspace).expanduser().resolve()
+        self.root = self.workspace / "projects"
+
+    def list(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "project.json").is_file())
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name / "project.json").is_file()
+
+    def create(self, name: str, download_cache: str | None = None, **fields) -> Project:
+        """Create a project directory in one step (built aside, then renamed into place)."""
+        try:
+            check_project_name(name)
+        except ValueError as e:
+            raise ProjectError(str(e)) from None
+        if self.exists(name):
+            raise ProjectError(f"A project named {name!r} already exists in {self.root}: open it or pick another name.")
+        cache = download_cache or str(self.workspace / "downloads")
+        try:
+            project = Project(name=name, workspace=str(self.workspace), download_cache=cache, **fields)
+        except ValidationError as e:
+            raise ProjectError(_validation_message(e)) from None
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".new-{name}.", dir=self.root))
+        try:
+            (tmp / "data").mkdir()
+            (tmp / "runs").mkdir()
+            atomic_write_json(tmp / "project.json", project.model_dump(mode="json"))
+            os.rename(tmp, self.root / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        return project
+
+    def load(self, name: str) -> Project:
+        path = self.root / name / "project.json"
+        data = read_json(path)
+        if data is None:
+            raise ProjectError(f"No project {name!r} in {self.root}.")
+        try:
+            project = Project.model_validate(data)
+        except ValidationError as e:
+            raise ProjectError(f"{path} is not a valid project file: {_validation_message(e)}") from None
+        # A workspace moved as a whole keeps working: the directory we found it in wins.
+        return project.model_copy(update={"workspace": str(self.workspace)})
+
+    def save(self, project: Project) -> Project:
+        try:
+            project = Project.model_validate(project.model_dump() | {"updated_at": _now()})
+        except ValidationError as e:
+            raise ProjectError(_validation_message(e)) from None
+        atomic_write_json(self.root / project.name / "project.json", project.model_dump(mode="json"))
+        return project
+
+
+def _validation_message(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "value"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

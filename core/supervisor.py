@@ -1,0 +1,144 @@
+"""The detached supervisor of one job: ``python -m core.supervisor <job_dir>``.
+
+Runs the job's steps one after another, each in its own process group with output appended to
+``job.log``, records every transition in ``job.json``, and turns a stop request into a clean stop:
+a training step gets ``graceful_stop_s`` to save and exit by itself, then SIGTERM to its whole
+process group (torchrun workers included), then SIGKILL — and the escalation is recorded.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core import jobs
+from core.jobs import Job, describe_exit, job_env, proc_info, update_job
+
+POLL_S = 0.2
+TERM_GRACE_S = 10.0
+
+_terminate = False
+
+
+def _on_signal(signum, _frame) -> None:
+    global _terminate
+    _terminate = True
+
+
+def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
+    """Run step ``index``; returns (exit code, stopped by request)."""
+    step = job.steps[index]
+    log_path = job_dir / jobs.LOG_FILE
+    with open(log_path, "ab") as log:
+        header = f"\n===== [{time.strftime('%Y-%m-%d %H:%M:%S')}] step {index + 1}/{len(job.steps)}: {step.name} =====\n"
+        log.write(header.encode())
+        log.flush()
+        child = subprocess.Popen(
+            step.argv,
+            cwd=step.cwd or None,
+            env=job_env(step.env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    info = proc_info(child.pid)
+
+    def mark_started(j: Job) -> None:
+        j.current_step = index
+        j.child = info
+
+    update_job(job_dir, mark_started)
+
+    stop_seen_at = None
+    term_sent_at = None
+    while True:
+        try:
+            code = child.wait(timeout=POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if stop_seen_at is None and (_terminate or jobs.stop_requested(job_dir)):
+            stop_seen_at = now
+            if step.graceful_stop_s is None:
+                jobs.signal_group(info, signal.SIGTERM)
+                term_sent_at = now
+        if stop_seen_at is not None and term_sent_at is None and now - stop_seen_at > (step.graceful_stop_s or 0):
+            jobs.signal_group(info, signal.SIGTERM)
+            term_sent_at = now
+            _note(job_dir, f"did not stop within {step.graceful_stop_s:.0f}s of the request: sent SIGTERM to its process group")
+        if term_sent_at is not None and now - term_sent_at > TERM_GRACE_S:
+            jobs.signal_group(info, signal.SIGKILL)
+            _note(job_dir, f"did not exit {TERM_GRACE_S:.0f}s after SIGTERM: sent SIGKILL to its process group")
+            code = child.wait()
+            break
+    # Leftovers of the step (dataloader workers, torchrun children) go with it.
+    if _group_alive(child.pid):
+        jobs.signal_group(info, signal.SIGKILL)
+    return code, stop_seen_at is not None
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _note(job_dir: Path, text: str) -> None:
+    def change(j: Job) -> None:
+        j.escalation = text
+
+    update_job(job_dir, change)
+    with open(job_dir / jobs.LOG_FILE, "ab") as log:
+        log.write(f"\n[XTuner Studio] {text}\n".encode())
+
+
+def supervise(job_dir: Path) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+
+    def mark_running(j: Job) -> None:
+        j.state = "running"
+        j.started_at = time.time()
+        j.supervisor = proc_info(os.getpid())
+
+    job = update_job(job_dir, mark_running)
+    final_state, code, reason = "succeeded", 0, None
+    try:
+        for index in range(job.current_step, len(job.steps)):
+            code, stopped = _run_step(job_dir, job, index)
+            if stopped:
+                final_state, reason = "stopped", f"Stopped on request during '{job.steps[index].name}' ({describe_exit(code)})."
+                break
+            if code != 0:
+                final_state, reason = "failed", f"'{job.steps[index].name}' failed: {describe_exit(code)}. See the log."
+                break
+    except Exception as exc:  # the supervisor itself broke: record it, never leave "running"
+        final_state, code, reason = "failed", None, f"Supervisor error: {exc!r}"
+
+    def mark_done(j: Job) -> None:
+        j.state = final_state
+        j.exit_code = code
+        j.reason = reason
+        j.ended_at = time.time()
+
+    update_job(job_dir, mark_done)
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print("usage: python -m core.supervisor JOB_DIR", file=sys.stderr)
+        return 2
+    supervise(Path(sys.argv[1]).resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
