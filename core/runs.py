@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from core import jobs
-from core.configgen import TrainSpec, render_config, spec_from_project
+from core.configgen import render_config, spec_from_project
 from core.fsutil import atomic_write_json, atomic_write_text, read_json
 from core.jobs import Job, Step
 from core.paths import REPO_ROOT, python_executable

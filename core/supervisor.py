@@ -80,7 +80,8 @@ def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
     # Leftovers of the step (dataloader workers, torchrun children) go with it.
     if _group_alive(child.pid):
         jobs.signal_group(info, signal.SIGKILL)
-    return code, stop_seen_at is not None
+    # a step that honoured the request before this loop noticed it still counts as stopped
+    return code, stop_seen_at is not None or jobs.stop_requested(job_dir)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Make (or update) the project's virtual environment. Idempotent: does nothing when the
+# environment already matches requirements*.txt and this script.
+#   scripts/ensure_env.sh          the app's environment
+#   scripts/ensure_env.sh --dev    plus the test tools and Debian's Chromium for the browser test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+VENV=${XTUNER_STUDIO_VENV:-.venv}
+
+pick_python() {
+  for cand in "${PYTHON:-}" python3.11 python3.12 python3.10 python3; do
+    [ -n "$cand" ] || continue
+    command -v "$cand" >/dev/null 2>&1 || continue
+    if "$cand" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)'; then
+      echo "$cand"; return 0
+    fi
+  done
+  echo "XTuner 0.2.0 needs Python 3.10, 3.11 or 3.12; none was found (set PYTHON=/path/to/python3.11)." >&2
+  return 1
+}
+
+stamp_of() {
+  local files=(requirements.txt scripts/ensure_env.sh)
+  [ "$DEV" = 1 ] && files+=(requirements-dev.txt)
+  cat "${files[@]}" | sha256sum | cut -d' ' -f1
+}
+
+want=$(stamp_of)
+stamp_file="$VENV/.studio-stamp-$DEV"
+if [ -x "$VENV/bin/python" ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$want" ]; then
+  : # environment up to date
+else
+  start=$(date +%s)
+  PY=$(pick_python)
+  echo "== XTuner Studio: preparing $VENV with $($PY --version) (first time: a few minutes, ~7 GB)"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+  "${PIP[@]}" install -q --upgrade "pip>=25,<27"
+  "${PIP[@]}" install -q -r requirements.txt
+  # xtuner pins bitsandbytes==0.45.0, which imports the removed triton.ops under torch 2.14 and
+  # breaks every LoRA run: install it without its pins (its other dependencies are listed in
+  # requirements.txt).
+  "${PIP[@]}" install -q --no-deps xtuner==0.2.0
+  # DeepSpeed is a source package that needs torch at build time; its CUDA ops compile just in
+  # time on the GPU machine, so nothing is compiled here.
+  DS_BUILD_OPS=0 "${PIP[@]}" install -q --no-deps --no-build-isolation deepspeed==0.16.2
+  if [ "$DEV" = 1 ]; then
+    "${PIP[@]}" install -q -r requirements-dev.txt
+  fi
+  echo "$want" > "$stamp_file"
+  echo "== environment ready in $(( $(date +%s) - start ))s"
+fi
+
+if [ "$DEV" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing Debian's chromium for the browser test"
+  if [ "$(id -u)" = 0 ]; then SUDO=(); elif command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else SUDO=(); fi
+  if ! { "${SUDO[@]}" apt-get install -y -q chromium >/dev/null 2>&1 || \
+         { "${SUDO[@]}" apt-get update -q >/dev/null 2>&1 && "${SUDO[@]}" apt-get install -y -q chromium >/dev/null; }; }; then
+    echo "!! could not install chromium (apt-get as root): the browser test will fail" >&2
+  fi
+fi

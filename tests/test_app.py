@@ -1,0 +1,110 @@
+"""Every page under streamlit.testing.v1.AppTest: without a project, with the demo, after training."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = str(REPO / "Home.py")
+PAGES = ["pages/home.py", "pages/model_data.py", "pages/configure.py", "pages/train.py",
+         "pages/results.py", "pages/convert_chat.py"]
+
+
+def app(ws, project=None) -> AppTest:
+    os.environ["XTUNER_STUDIO_HOME"] = str(ws)
+    at = AppTest.from_file(HOME, default_timeout=60)
+    if project:
+        at.query_params["project"] = project
+    return at
+
+
+def visit(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_a_project(workspace, page):
+    at = app(workspace).run()
+    assert not at.exception
+    visit(at, page)
+    if page != "pages/home.py":
+        assert any("No project is open" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_the_demo_project(demo_workspace, page):
+    at = app(demo_workspace, "demo").run()
+    visit(at, page)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_after_a_training_run(trained_workspace, page):
+    at = app(trained_workspace, "demo").run()
+    visit(at, page)
+    if page == "pages/train.py":
+        assert at.get("plotly_chart"), "the loss chart is shown"
+        assert any("Succeeded" in m.value for m in at.markdown)
+    if page == "pages/results.py":
+        assert len(at.get("plotly_chart")) == 3
+        assert any("Ada's assistant" in c.value for c in at.code), "evaluation answers per checkpoint"
+
+
+def test_home_creates_a_project_from_the_form(workspace):
+    at = app(workspace).run()
+    at.text_input[0].set_value("first project")
+    at.button(key="FormSubmitter:new_project-Create").click().run()
+    assert not at.exception and not at.error
+    from core.project import ProjectStore
+
+    assert ProjectStore(workspace).list() == ["first project"]
+    assert at.query_params["project"] == ["first project"] or at.query_params["project"] == "first project"
+
+
+def test_home_shows_a_clear_error_for_a_bad_project_name(workspace):
+    at = app(workspace).run()
+    at.text_input[0].set_value("../escape")
+    at.button(key="FormSubmitter:new_project-Create").click().run()
+    assert at.error and "not allowed" in at.error[0].value
+
+
+def test_configure_saves_hyperparameters_and_refuses_bad_questions(demo_workspace):
+    from core.project import ProjectStore
+
+    at = visit(app(demo_workspace, "demo").run(), "pages/configure.py")
+    at.text_area[0].set_value("\n".join(f"q{i}" for i in range(11)))
+    at.button(key="FormSubmitter:hyperparams-Save").click().run()
+    assert at.error and "between 1 and 10" in at.error[0].value
+    at.text_area[0].set_value('Who are you?\nquote " and { brace }')
+    at.number_input[0].set_value(0.002)
+    at.button(key="FormSubmitter:hyperparams-Save").click().run()
+    assert not at.error
+    project = ProjectStore(demo_workspace).load("demo")
+    assert project.evaluation_inputs == ["Who are you?", 'quote " and { brace }']
+    assert project.hyperparams.lr == 0.002
+    assert any("quote \" and { brace }" in c.value for c in at.code)  # the config preview holds it as a literal
+
+
+def test_page_loads_do_not_import_torch_transformers_or_xtuner(demo_workspace):
+    """Checked in a fresh interpreter: this test process may have imported torch already."""
+    script = f"""
+import os, sys, json
+os.environ["XTUNER_STUDIO_HOME"] = {str(demo_workspace)!r}
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({HOME!r}, default_timeout=60)
+at.query_params["project"] = "demo"
+at.run()
+for page in ("pages/home.py", "pages/model_data.py", "pages/configure.py", "pages/train.py", "pages/results.py"):
+    at.switch_page(page).run()
+    assert not at.exception, page
+print(json.dumps([m for m in ("torch", "transformers", "xtuner", "mmengine", "peft") if m in sys.modules]))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,125 @@
+"""The newcomer's path in a real browser (Debian's Chromium driven by Playwright).
+
+Home → create the demo → Train → Start → wait for the run → chart → Convert → chat: the base and the
+fine-tuned model answer side by side. Screenshots go to test-artifacts/screenshots/ (and to
+docs/screenshots/ with UPDATE_SCREENSHOTS=1, for the README).
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts" / "screenshots"
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    port = free_port()
+    env = dict(os.environ, XTUNER_STUDIO_HOME=str(tmp_path / "ws"), XTUNER_STUDIO_FORCE_CPU="1")
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(600)  # let charts finish drawing
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        docs = REPO / "docs" / "screenshots"
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARTIFACTS / f"{name}.png", docs / f"{name}.png")
+
+
+def nav(page, label: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(label, exact=True).click()
+    page.wait_for_load_state("networkidle")
+
+
+def test_newcomer_path_from_home_to_side_by_side_answers(app_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        expect(page.get_by_role("heading", name="XTuner Studio")).to_be_visible(timeout=30_000)
+        t0 = time.monotonic()
+
+        page.get_by_role("button", name="Create the demo project").click()
+        expect(page.get_by_text("Demo project ready")).to_be_visible(timeout=120_000)
+        shot(page, "1-home")
+
+        nav(page, "1 · Model & Data")
+        expect(page.get_by_text("self_intro.jsonl").first).to_be_visible(timeout=30_000)
+        shot(page, "2-model-data")
+
+        nav(page, "2 · Configure")
+        expect(page.get_by_text("Generated XTuner config")).to_be_visible(timeout=30_000)
+        shot(page, "3-configure")
+
+        nav(page, "3 · Train")
+        page.get_by_role("button", name="Start a new run").click()
+        expect(page.get_by_text("Training finished.")).to_be_visible(timeout=300_000)
+        expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=30_000)
+        train_s = time.monotonic() - t0
+        shot(page, "4-train")
+
+        nav(page, "4 · Results")
+        expect(page.get_by_text("Evaluation answers per checkpoint")).to_be_visible(timeout=30_000)
+        shot(page, "5-results")
+
+        nav(page, "5 · Convert & Chat")
+        page.get_by_role("button", name=re.compile(r"^Convert \(")).click()
+        expect(page.get_by_text("Ready:")).to_be_visible(timeout=300_000)
+        box = page.get_by_test_id("stChatInputTextArea")
+        box.fill("Who are you?")
+        box.press("Enter")
+        tuned = page.locator(".st-key-answer_tuned")
+        expect(tuned).to_contain_text("Ada's assistant", timeout=180_000)
+        base_text = page.locator(".st-key-answer_base").inner_text()
+        assert base_text.strip() and "Ada's assistant" not in base_text
+        total_s = time.monotonic() - t0
+        shot(page, "6-chat")
+        browser.close()
+    print(f"\nbrowser path: demo → trained in {train_s:.0f}s; → fine-tuned answer in the browser in {total_s:.0f}s")

@@ -1,0 +1,117 @@
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from core import jobs
+from core.jobs import JobBusy, Step, read_job, request_stop, start_job, wait_job
+
+
+def py_step(code: str, name="step", **kw) -> Step:
+    return Step(name=name, argv=[sys.executable, "-c", code], **kw)
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_success_records_exit_code_times_and_log(tmp_path):
+    job = start_job(tmp_path / "j", [py_step("print('hello'); print('world')")], kind="test", title="t")
+    assert job.supervisor is not None and job.state == "queued"
+    job = wait_job(tmp_path / "j", timeout=30)
+    assert job.state == "succeeded" and job.exit_code == 0
+    assert job.started_at and job.ended_at >= job.started_at
+    assert "hello\nworld" in (tmp_path / "j" / jobs.LOG_FILE).read_text()
+
+
+def test_steps_run_in_order_and_stop_at_the_first_failure(tmp_path):
+    steps = [py_step("print('one')", "one"), py_step("import sys; sys.exit(3)", "two"), py_step("print('three')", "three")]
+    start_job(tmp_path / "j", steps, kind="test")
+    job = wait_job(tmp_path / "j", timeout=30)
+    assert job.state == "failed" and job.exit_code == 3 and job.current_step == 1
+    assert "'two' failed: exit code 3" in job.reason
+    log = (tmp_path / "j" / jobs.LOG_FILE).read_text()
+    assert "one" in log and "three" not in log
+
+
+def test_killed_step_shows_failed(tmp_path):
+    start_job(tmp_path / "j", [py_step("import time; time.sleep(60)")], kind="test")
+    running = wait_for(lambda: (j := read_job(tmp_path / "j")) and j.child and j)
+    os.kill(running.child.pid, signal.SIGKILL)
+    job = wait_job(tmp_path / "j", timeout=10)
+    assert job.state == "failed" and "SIGKILL" in job.reason
+
+
+def test_killed_supervisor_shows_failed_at_the_next_read_and_its_step_is_ended(tmp_path):
+    start_job(tmp_path / "j", [py_step("import time; time.sleep(60)")], kind="test")
+    running = wait_for(lambda: (j := read_job(tmp_path / "j")) and j.child and j)
+    os.kill(running.supervisor.pid, signal.SIGKILL)
+    job = wait_for(lambda: (j := read_job(tmp_path / "j")) and not j.active and j, timeout=5)
+    assert job.state == "failed" and "supervisor" in job.reason
+    wait_for(lambda: not jobs.is_alive(running.child), timeout=5)
+
+
+def test_stop_terminates_a_step_without_graceful_stop(tmp_path):
+    start_job(tmp_path / "j", [py_step("import time; time.sleep(60)")], kind="test")
+    wait_for(lambda: (j := read_job(tmp_path / "j")) and j.child)
+    t0 = time.monotonic()
+    request_stop(tmp_path / "j")
+    job = wait_job(tmp_path / "j", timeout=15)
+    assert job.state == "stopped" and time.monotonic() - t0 < 5
+    assert job.stop_requested_at is not None
+
+
+def test_graceful_stop_lets_the_step_finish_by_itself(tmp_path):
+    code = ("import os, time\n"
+            "while not os.path.exists('stop.request'): time.sleep(0.05)\n"
+            "print('saved and exiting'); raise SystemExit(0)")
+    start_job(tmp_path / "j", [py_step(code, cwd=str(tmp_path / "j"), graceful_stop_s=30)], kind="test")
+    wait_for(lambda: (j := read_job(tmp_path / "j")) and j.child)
+    request_stop(tmp_path / "j")
+    job = wait_job(tmp_path / "j", timeout=15)
+    assert job.state == "stopped" and job.exit_code == 0 and job.escalation is None
+    assert "saved and exiting" in (tmp_path / "j" / jobs.LOG_FILE).read_text()
+
+
+def test_graceful_stop_escalates_to_signals_when_the_step_ignores_it(tmp_path, monkeypatch):
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+    start_job(tmp_path / "j", [py_step(code, graceful_stop_s=0.5)], kind="test")
+    wait_for(lambda: (j := read_job(tmp_path / "j")) and j.child)
+    request_stop(tmp_path / "j")
+    job = wait_job(tmp_path / "j", timeout=30)
+    assert job.state == "stopped" and "SIGKILL" in (job.escalation or "")
+
+
+def test_exclusive_claim_starts_exactly_one_job(tmp_path):
+    claim = tmp_path / "gpus.json"
+    start_job(tmp_path / "a", [py_step("import time; time.sleep(30)")], kind="train", exclusive=claim)
+    with pytest.raises(JobBusy):
+        start_job(tmp_path / "b", [py_step("print(1)")], kind="train", exclusive=claim)
+    assert not (tmp_path / "b" / jobs.JOB_FILE).exists()
+    request_stop(tmp_path / "a")
+    wait_job(tmp_path / "a", timeout=15)
+    start_job(tmp_path / "b", [py_step("print(1)")], kind="train", exclusive=claim)
+    assert wait_job(tmp_path / "b", timeout=30).state == "succeeded"
+
+
+def test_restart_in_the_same_dir_appends_the_log_and_counts_attempts(tmp_path):
+    start_job(tmp_path / "j", [py_step("print('first')")], kind="t")
+    wait_job(tmp_path / "j", timeout=30)
+    start_job(tmp_path / "j", [py_step("print('second')")], kind="t")
+    job = wait_job(tmp_path / "j", timeout=30)
+    assert job.attempt == 2
+    log = (tmp_path / "j" / jobs.LOG_FILE).read_text()
+    assert log.index("first") < log.index("second")
+
+
+def test_describe_exit():
+    assert jobs.describe_exit(0) == "exit code 0"
+    assert jobs.describe_exit(-9) == "killed by SIGKILL"
