@@ -7,6 +7,9 @@ from core.configgen import ConfigError, render_config, spec_from_project
 from core.presets import preset
 from core.project import Hyperparams
 from ui import session
+from ui.frame import page_frame
+
+page_frame()
 
 st.title("2 · Configure")
 project = session.require_project()

@@ -6,6 +6,9 @@ import streamlit as st
 from core import convert, jobs, runs, system
 from core.fsutil import dir_size, human_bytes
 from ui import session
+from ui.frame import page_frame
+
+page_frame()
 
 st.title("5 · Convert & Chat")
 project = session.require_project()

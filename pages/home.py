@@ -1,86 +1,79 @@
-"""Home: workspace, projects, the one-click demo, and what this machine can do."""
+"""Home: workspace, projects, the one-click demo, and the environment doctor."""
 import subprocess
 import sys
 
 import streamlit as st
 
-from core import system
+from core import doctor, jobs, system
 from core.fsutil import human_bytes
+from core.jobs import Step
 from core.paths import REPO_ROOT, resolve_user_path
 from core.project import METHOD_LABELS, ProjectError
 from ui import session
+from ui.i18n import t
+from ui.frame import page_frame
+
+page_frame()
 
 st.title("XTuner Studio")
-st.markdown(
-    "Fine-tune a large language model with [XTuner](https://github.com/InternLM/xtuner) in five clicks: "
-    "pick a model and data, configure, train, look at the results, convert and chat."
-)
+st.markdown(t(
+    "Fine-tune a large language model with [XTuner](https://github.com/InternLM/xtuner) in five steps: "
+    "pick a model and data, configure, train, look at the results, convert and chat."))
 
 ws = session.workspace()
 project = session.current_project()
-
-# --- what this machine can do -------------------------------------------------------------
-gpus = system.gpus()
-total_mem, avail_mem = system.memory()
-cols = st.columns(4)
-cols[0].metric("GPUs", len(gpus) if gpus else "none", help="NVIDIA GPUs seen through NVML.")
-cols[1].metric("CPU cores", system.cpu_count())
-cols[2].metric("Free memory", human_bytes(avail_mem))
-cols[3].metric("Free disk (workspace)", human_bytes(system.disk_free(ws)))
-if gpus:
-    st.caption(" · ".join(f"GPU {g.index}: {g.name}, {human_bytes(g.memory_total)}" for g in gpus))
-else:
-    st.caption("No GPU found: LoRA and full fine-tuning run on the CPU (slowly, fine for the demo); "
-               "QLoRA and DeepSpeed need an NVIDIA GPU.")
+facts = doctor.quick_facts()
+gpus = facts.gpus
 
 # --- demo --------------------------------------------------------------------------------------
-st.subheader("Try it in one click")
-st.write(
+st.subheader(t("Try it in one click"))
+st.write(t(
     "The demo project uses a tiny model and the tutorials' self-introduction dataset, built here "
-    "with no download. It trains on a laptop CPU in under a minute and learns to answer "
-    "*“Who are you?”* with a new identity."
-)
-if st.button("Create the demo project", type="primary", icon=":material/rocket_launch:", key="create_demo"):
-    with st.spinner("Building the tiny model and the dataset…"):
+    "with no download. It trains on a laptop CPU in about a minute and learns to answer "
+    "“Who are you?” with a new identity."))
+if st.button(t("Create the demo project"), type="primary", icon=":material/rocket_launch:", key="create_demo"):
+    with st.spinner(t("Building the tiny model and the dataset…")):
         proc = subprocess.run(
             [sys.executable, "-m", "core.demo", "--workspace", str(ws)],
             cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=600,
         )
     if proc.returncode == 0:
         session.open_project("demo")
-        st.session_state["flash"] = "Demo project ready. Next: **3 · Train** → Start (defaults are set)."
+        st.session_state["flash"] = t("Demo project ready. Next: **3 · Train** → **Start a new run** (the settings are filled in).")
         st.rerun()
     else:
-        st.error("Could not build the demo project:\n\n" + (proc.stdout + proc.stderr)[-3000:])
+        st.error(t("Could not build the demo project:") + "\n\n" + (proc.stdout + proc.stderr)[-3000:])
 
 if st.session_state.get("flash"):
     st.success(st.session_state.pop("flash"))
 
 # --- projects ----------------------------------------------------------------------------------
-st.subheader("Projects")
+st.subheader(t("Projects"))
 names = session.store().list()
 left, right = st.columns(2)
 with left:
-    st.markdown("**Open**")
+    st.markdown("**" + t("Open") + "**")
     if names:
         for name in names:
-            label = f"{name}" + ("  ·  open" if project and project.name == name else "")
+            is_open = project is not None and project.name == name
+            label = name + ("  ·  " + t("open") if is_open else "")
             if st.button(label, key=f"open_{name}", icon=":material/folder_open:"):
                 session.open_project(name)
                 st.rerun()
     else:
-        st.caption("No projects in this workspace yet.")
+        st.caption(t("No projects in this workspace yet."))
 with right:
-    st.markdown("**New project**")
+    st.markdown("**" + t("New project") + "**")
     with st.form("new_project", clear_on_submit=False):
-        name = st.text_input("Name", placeholder="my-assistant",
-                             help="Letters, digits, '-', '_', '.', spaces. It names the project's folder.")
-        method = st.selectbox("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
+        name = st.text_input(t("Name"), placeholder="my-assistant",
+                             help=t("Letters, digits, '-', '_', '.', spaces. It names the project's folder."))
+        method_labels = {m: t(label) for m, label in METHOD_LABELS.items()}  # resolved now, not at format time
+        method = st.selectbox(t("Method"), list(METHOD_LABELS), format_func=method_labels.get,
                               index=0 if gpus else 1,
-                              help="QLoRA: least GPU memory. LoRA: a small adapter. Full: every weight (most memory).")
-        cache = st.text_input("Download cache", value=str(ws / "downloads"),
-                              help="Where models and datasets downloaded from hubs are kept, shared by projects.")
-        if st.form_submit_button("Create", type="primary"):
+                              help=t("QLoRA: least GPU memory. LoRA: a small adapter. Full: every weight (most memory)."))
+        cache = st.text_input(t("Download cache"), value=str(ws / "downloads"),
+                              help=t("Where models and datasets downloaded from hubs are kept, shared by projects."))
+        if st.form_submit_button(t("Create"), type="primary"):
             try:
                 cache_path = resolve_user_path(cache)
                 created = session.store().create(name.strip(), download_cache=str(cache_path), method=method)
@@ -88,23 +81,93 @@ with right:
                 st.error(str(e))
             else:
                 session.open_project(created.name)
-                st.session_state["flash"] = f"Project **{created.name}** created. Next: **1 · Model & Data**."
+                st.session_state["flash"] = t("Project **{name}** created. Next: **1 · Model & Data**.", name=created.name)
                 st.rerun()
 
+# --- environment doctor ------------------------------------------------------------------------
+st.subheader(t("This machine"))
+total_mem, avail_mem = facts.memory_total, facts.memory_available
+cols = st.columns(4)
+cols[0].metric(t("GPUs"), len(gpus) if gpus else t("none"), help=t("NVIDIA GPUs seen through NVML."))
+cols[1].metric(t("CPU cores"), facts.cpu_count)
+cols[2].metric(t("Free memory"), human_bytes(avail_mem))
+cols[3].metric(t("Free disk (workspace)"), human_bytes(system.disk_free(ws)))
+for g in gpus:
+    st.caption(t("GPU {index}: {name}, {memory} memory, driver {driver}, CUDA {cuda}", index=g["index"], name=g["name"],
+                 memory=human_bytes(g["memory_total"]), driver=g["driver"], cuda=facts.cuda_driver or "?"))
+
+doctor_dir = ws / "doctor"
+probe_path = doctor_dir / "probe.json"
+probe = doctor.cached_probe(probe_path)
+for cap, ok, why, detail in doctor.capabilities(facts, probe):
+    icon = ":green[:material/check_circle:]" if ok else ":orange[:material/block:]"
+    st.markdown(f"{icon} **{t(cap)}** — {t(why)}" + (f" · `{detail}`" if detail else ""))
+
+probe_job = jobs.read_job(doctor_dir)
+with st.expander(t("Versions and checks"), expanded=probe is None):
+    rows = []
+    checks = {c["name"]: c for c in (probe or {}).get("checks", [])}
+    for pkg, version in facts.packages.items():
+        c = checks.get(pkg)
+        status = "—" if c is None else (t("works") if c["ok"] else t("fails"))
+        rows.append({t("package"): pkg, t("version"): version or t("not installed"), t("check"): status,
+                     t("detail"): (c or {}).get("detail", "")})
+    st.dataframe(rows, hide_index=True)
+    running = probe_job is not None and probe_job.active
+    if st.button(t("Check every part now") if probe is None else t("Check again"), key="run_probe",
+                 disabled=running, help=t("Imports torch, transformers, XTuner, bitsandbytes and DeepSpeed in a "
+                                          "separate process and runs a tiny operation with each (~10 s).")):
+        jobs.start_job(doctor_dir, [Step(name="probe", argv=[sys.executable, "-m", "core.doctor", "probe",
+                                                             str(probe_path)], cwd=str(REPO_ROOT))],
+                       kind="doctor", title=t("Environment check"))
+        st.rerun()
+
+smoke_dir = ws / "smoke"
+smoke_job = jobs.read_job(smoke_dir)
+
+
+@st.fragment(run_every=2.0 if ((probe_job and probe_job.active) or (smoke_job and smoke_job.active)) else None)
+def background_checks() -> None:
+    pj, sj = jobs.read_job(doctor_dir), jobs.read_job(smoke_dir)
+    if pj is not None and pj.active:
+        st.info(t("Checking the environment…"))
+    if sj is not None:
+        if sj.active:
+            st.info(t("Smoke run in progress: build demo → train → convert → merge → chat (about a minute)…"))
+        elif sj.state == "succeeded":
+            st.success(t("Smoke run passed: this machine runs the whole pipeline."))
+        else:
+            st.error(t("Smoke run {state}: see its log.", state=t(sj.state)))
+        with st.expander(t("Smoke run log")):
+            st.code((smoke_dir / jobs.LOG_FILE).read_text(errors="replace")[-6000:] or "…", language="log")
+    active_now = (pj is not None and pj.active) or (sj is not None and sj.active)
+    if st.session_state.get("home_checks_active") and not active_now:
+        st.session_state["home_checks_active"] = False
+        st.rerun()
+    st.session_state["home_checks_active"] = active_now
+
+
+if st.button(t("Run the smoke test"), key="run_smoke", disabled=smoke_job is not None and smoke_job.active,
+             help=t("Runs the whole pipeline headless on the tiny demo model: does this machine work?")):
+    jobs.start_job(smoke_dir, [Step(name="smoke", argv=[sys.executable, "-m", "core.smoke"], cwd=str(REPO_ROOT))],
+                   kind="smoke", title=t("Smoke run"))
+    st.rerun()
+background_checks()
+
 # --- workspace and remote access ---------------------------------------------------------------
-with st.expander("Workspace and remote access"):
-    new_ws = st.text_input("Workspace folder", value=str(ws),
-                           help="Projects, runs and checkpoints live here. XTUNER_STUDIO_HOME sets the default.")
-    if st.button("Use this workspace"):
+with st.expander(t("Workspace and remote access")):
+    new_ws = st.text_input(t("Workspace folder"), value=str(ws),
+                           help=t("Projects, runs and checkpoints live here. XTUNER_STUDIO_HOME sets the default."))
+    if st.button(t("Use this workspace")):
         try:
             path = resolve_user_path(new_ws)
             path.mkdir(parents=True, exist_ok=True)
         except (ValueError, OSError) as e:
-            st.error(f"Cannot use {new_ws!r} as the workspace: {e}")
+            st.error(t("Cannot use {path} as the workspace: {error}", path=repr(new_ws), error=str(e)))
         else:
             session.set_workspace(path)
             st.rerun()
     port = st.get_option("server.port")
-    st.markdown("The app listens on this machine's loopback only. From your laptop, open a tunnel and browse "
-                f"to http://localhost:{port}:")
+    st.markdown(t("The app listens on this machine's loopback address only. From your laptop, open a tunnel "
+                  "and browse to http://localhost:{port}:", port=port))
     st.code(f"ssh -N -L {port}:127.0.0.1:{port} <user>@<gpu-box>", language="bash")

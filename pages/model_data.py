@@ -7,6 +7,9 @@ from core.paths import resolve_user_path
 from core.project import METHOD_LABELS
 from core.templates import template_names
 from ui import session
+from ui.frame import page_frame
+
+page_frame()
 
 st.title("1 · Model & Data")
 project = session.require_project()

@@ -4,6 +4,9 @@ import streamlit as st
 from core import charts, runs
 from core.metrics import ScalarsReader, eval_outputs
 from ui import session
+from ui.frame import page_frame
+
+page_frame()
 
 st.title("4 · Results")
 project = session.require_project()

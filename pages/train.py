@@ -5,6 +5,9 @@ from core import charts, jobs, runs, system
 from core.configgen import ConfigError
 from core.metrics import LogTail, ScalarsReader, read_progress
 from ui import session
+from ui.frame import page_frame
+
+page_frame()
 
 st.title("3 · Train")
 project = session.require_project()

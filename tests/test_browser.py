@@ -29,33 +29,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app_url(tmp_path):
+def start_server(tmp_path, extra_env=None):
+    """A real `streamlit run Home.py` on a free loopback port, with its own workspace."""
     port = free_port()
-    env = dict(os.environ, XTUNER_STUDIO_HOME=str(tmp_path / "ws"), XTUNER_STUDIO_FORCE_CPU="1")
-    log = open(tmp_path / "streamlit.log", "wb")
+    env = dict(os.environ, XTUNER_STUDIO_HOME=str(tmp_path / "ws"), XTUNER_STUDIO_FORCE_CPU="1", **(extra_env or {}))
+    log = open(tmp_path / "streamlit.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                break
+                return proc, url
         except OSError:
             time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
-    yield url
+    proc.kill()
+    pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
+
+
+def stop_server(proc) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    proc, url = start_server(tmp_path)
+    yield url
+    stop_server(proc)
 
 
 def shot(page, name: str) -> None:

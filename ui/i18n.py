@@ -50,3 +50,32 @@ def missing_keys() -> set[str]:
 
 def reset_missing() -> None:
     _missing.clear()
+
+
+def init_language(workspace) -> None:
+    """URL ``?lang=`` wins, then this session's choice, then the workspace's remembered one."""
+    from core import settings
+
+    url = st.query_params.get("lang")
+    if url in LANGUAGES:
+        st.session_state["lang"] = url
+    elif "lang" not in st.session_state:
+        remembered = settings.load(workspace).get("language")
+        st.session_state["lang"] = remembered if remembered in LANGUAGES else "en"
+
+
+def language_picker(workspace) -> None:
+    from core import settings
+
+    codes = list(LANGUAGES)
+    current = current_language()
+    choice = st.sidebar.selectbox("Language / 语言", codes, index=codes.index(current),
+                                  format_func=LANGUAGES.get, key="lang_picker")
+    if choice != current:
+        st.session_state["lang"] = choice
+        st.query_params["lang"] = choice
+        try:
+            settings.save(workspace, language=choice)
+        except OSError:
+            pass  # remembered for this session only
+        st.rerun()

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.paths import default_workspace
 from core.project import Project, ProjectError, ProjectStore
+from ui.i18n import t
 
 
 def workspace() -> Path:
@@ -69,7 +70,7 @@ def require_project() -> Project:
     """The open project, or a pointer to Home and a stop of this page."""
     project = current_project()
     if project is None:
-        st.info("No project is open. Create one, or the one-click demo, on the Home page.")
-        st.page_link("pages/home.py", label="Go to Home", icon=":material/home:")
+        st.info(t("No project is open. Create one, or the one-click demo, on the Home page."))
+        st.page_link("pages/home.py", label=t("Go to Home"), icon=":material/home:")
         st.stop()
     return project

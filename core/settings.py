@@ -1,0 +1,20 @@
+"""Workspace-wide preferences (``<workspace>/settings.json``), e.g. the UI language."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.fsutil import atomic_write_json, read_json
+
+
+def load(workspace: str | Path) -> dict:
+    try:
+        data = read_json(Path(workspace) / "settings.json", {})
+    except ValueError:
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def save(workspace: str | Path, **changes) -> dict:
+    data = load(workspace) | changes
+    atomic_write_json(Path(workspace) / "settings.json", data)
+    return data
