@@ -323,10 +323,10 @@ def start_training(project: Project, run: Run, resume_from: Optional[Path] = Non
 
 
 def start_new_run(project: Project, device: str, warm_start: Optional[Path] = None,
-                  plan: Optional[LaunchPlan] = None) -> tuple[Run, Job]:
+                  plan: Optional[LaunchPlan] = None, gpu_count: Optional[int] = None) -> tuple[Run, Job]:
     """Create a run and start it; when it cannot start (``JobBusy``: another tab was first) the
     new run directory is removed again, so a lost race leaves nothing behind."""
-    run = new_run(project, device, warm_start=warm_start, plan=plan)
+    run = new_run(project, device, warm_start=warm_start, plan=plan, gpu_count=gpu_count)
     try:
         return run, start_training(project, run)
     except BaseException:
