@@ -309,7 +309,8 @@ def render_config(spec: TrainSpec) -> str:
     add(f"load_from = {lit(spec.load_from)}  # warm start from a checkpoint's weights (resume=False)")
     add("resume = False")
     add(f"randomness = dict(seed={lit(hp.seed)}, deterministic=False)")
-    add("log_processor = dict(by_epoch=False)")
+    add("# each logged value is the mean over its logging interval (mmengine's default window is 10)")
+    add(f"log_processor = dict(by_epoch=False, window_size={lit(hp.logging_interval)})")
     text = "\n".join(lines) + "\n"
     ast.parse(text)  # a generated config is always valid Python
     return text

@@ -49,6 +49,37 @@ device = "cuda" if gpu_list else "cpu"
 all_runs = runs.list_runs(project)
 active = runs.active_training(project)
 
+# --- the machine ----------------------------------------------------------------------------------
+@st.fragment(run_every=5.0)
+def monitor() -> None:
+    job = active.job() if active is not None else None
+    pid = job.child.pid if job is not None and job.active and job.child else None
+    snap = system.snapshot(project.dir, pid)
+    cols = st.columns(4)
+    cols[0].metric(t("CPU"), f"{snap.cpu_percent:.0f}%",
+                   help=t("{cores} cores · load average {load}", cores=snap.cpu_count,
+                          load=" / ".join(f"{x:.2f}" for x in snap.load_avg)))
+    cols[1].metric(t("Memory"), f"{human_bytes(snap.memory_used)} / {human_bytes(snap.memory_total)}")
+    cols[2].metric(t("Free disk (project)"), f"{human_bytes(snap.disk_free)} / {human_bytes(snap.disk_total)}")
+    cols[3].metric(t("Training processes"), human_bytes(snap.process_memory) if snap.process_memory else "—",
+                   help=t("Resident memory of the running training job and its workers."))
+    if not snap.gpus:
+        st.info(t("No GPU: NVML reports no NVIDIA GPU on this machine, so training runs on the CPU."),
+                icon=":material/developer_board_off:")
+    for g in snap.gpus:
+        extra = []
+        if g.utilization is not None:
+            extra.append(t("{util}% busy", util=g.utilization))
+        if g.temperature_c is not None:
+            extra.append(f"{g.temperature_c} °C")
+        if g.power_w is not None:
+            extra.append(f"{g.power_w:.0f} W")
+        st.progress(min(1.0, g.memory_used / g.memory_total) if g.memory_total else 0.0,
+                    text=t("GPU {index} · {name}: {used} / {total} memory", index=g.index, name=g.name,
+                           used=human_bytes(g.memory_used), total=human_bytes(g.memory_total))
+                    + (" · " + " · ".join(extra) if extra else ""))
+
+
 # --- how to launch: GPUs, DeepSpeed, nodes ----------------------------------------------------
 with st.expander(t("Launch: GPUs, DeepSpeed, nodes"), icon=":material/memory:"):
     if device != "cuda":
@@ -137,15 +168,15 @@ with c2:
 if not all_runs:
     st.info(t("No run yet. Training runs on **{device}**; the demo takes about a minute on a laptop CPU.",
               device=device.upper()))
+    st.subheader(t("Machine"))
+    monitor()
     st.stop()
 
 # --- the selected run: stop / resume --------------------------------------------------------------
 ids = [r.id for r in all_runs]
 if st.session_state.get("train_run_select") not in ids:
     st.session_state["train_run_select"] = active.id if active else ids[0]
-run_id = st.selectbox(t("Run"), ids, key="train_run_select",
-                      format_func=lambda i: f"{i} · {state_name(runs.Run(project.runs_dir / i).job().state)}"
-                      if runs.Run(project.runs_dir / i).job() else i)
+run_id = st.selectbox(t("Run"), ids, key="train_run_select")
 run = next(r for r in all_runs if r.id == run_id)
 job = run.job()
 
@@ -220,14 +251,13 @@ def live_view() -> None:
             text += " · " + t("ETA {eta}", eta=fmt_duration(eta))
         st.progress(min(1.0, it / total), text=text)
     if total:
-        m = st.columns(5)
-        m[0].metric(t("Iteration"), f"{it} / {total}")
+        m = st.columns(4)
         epoch, max_epochs = progress.get("epoch"), progress.get("max_epochs")
-        m[1].metric(t("Epoch"), f"{epoch} / {max_epochs}" if epoch else "—")
-        m[2].metric(t("Elapsed"), fmt_duration(total_s))
-        m[3].metric(t("ETA"), fmt_duration(eta) if job.active and phase == "training" else "—")
+        m[0].metric(t("Epoch"), f"{epoch} / {max_epochs}" if epoch else "—")
+        m[1].metric(t("Elapsed"), fmt_duration(total_s))
+        m[2].metric(t("ETA"), fmt_duration(eta) if job.active and phase == "training" else "—")
         tps = progress.get("tokens_per_s")
-        m[4].metric(t("Tokens/s"), f"{tps:,.0f}" if tps else "—",
+        m[3].metric(t("Tokens/s"), f"{tps:,.0f}" if tps else "—",
                     help=t("Training tokens per second (padding included), all GPUs together."))
 
     scalars = _reader("scalars", ScalarsReader, run.work_dir)
@@ -252,37 +282,6 @@ live_view()
 if job is not None and job.state == "succeeded":
     st.success(t("Training finished."))
     st.page_link("pages/convert_chat.py", label=t("Next: Convert & Chat"), icon=":material/arrow_forward:")
-
-
-# --- the machine ----------------------------------------------------------------------------------
-@st.fragment(run_every=5.0)
-def monitor() -> None:
-    job = active.job() if active is not None else None
-    pid = job.child.pid if job is not None and job.active and job.child else None
-    snap = system.snapshot(project.dir, pid)
-    cols = st.columns(4)
-    cols[0].metric(t("CPU"), f"{snap.cpu_percent:.0f}%",
-                   help=t("{cores} cores · load average {load}", cores=snap.cpu_count,
-                          load=" / ".join(f"{x:.2f}" for x in snap.load_avg)))
-    cols[1].metric(t("Memory"), f"{human_bytes(snap.memory_used)} / {human_bytes(snap.memory_total)}")
-    cols[2].metric(t("Free disk (project)"), f"{human_bytes(snap.disk_free)} / {human_bytes(snap.disk_total)}")
-    cols[3].metric(t("Training processes"), human_bytes(snap.process_memory) if snap.process_memory else "—",
-                   help=t("Resident memory of the running training job and its workers."))
-    if not snap.gpus:
-        st.info(t("No GPU: NVML reports no NVIDIA GPU on this machine, so training runs on the CPU."),
-                icon=":material/developer_board_off:")
-    for g in snap.gpus:
-        extra = []
-        if g.utilization is not None:
-            extra.append(t("{util}% busy", util=g.utilization))
-        if g.temperature_c is not None:
-            extra.append(f"{g.temperature_c} °C")
-        if g.power_w is not None:
-            extra.append(f"{g.power_w:.0f} W")
-        st.progress(min(1.0, g.memory_used / g.memory_total) if g.memory_total else 0.0,
-                    text=t("GPU {index} · {name}: {used} / {total} memory", index=g.index, name=g.name,
-                           used=human_bytes(g.memory_used), total=human_bytes(g.memory_total))
-                    + (" · " + " · ".join(extra) if extra else ""))
 
 
 st.subheader(t("Machine"))

@@ -3,6 +3,7 @@ kill -9, stop with a checkpoint, resume from the latest and from a chosen checkp
 continuous curve, warm start, racing starts, and torchrun with two processes."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,19 +131,26 @@ def test_stop_saves_the_current_iteration_and_resumes_continue_one_curve(project
 def test_warm_start_begins_from_the_checkpoint_weights_with_a_new_learning_rate(trained_workspace):
     store = ProjectStore(trained_workspace)
     project = store.load("demo")
-    (source,) = runs.list_runs(project)
+    source = next(r for r in runs.list_runs(project) if r.job().state == "succeeded")
     last_iter, ckpt = source.complete_checkpoints()[-1]
+    original = project
     project = store.save(project.model_copy(update={
         "hyperparams": project.hyperparams.model_copy(update={"lr": 1e-4})}))
     run, _ = runs.start_new_run(project, "cpu", warm_start=ckpt, gpu_count=0)
-    at_iteration(run, 3)
-    jobs.request_stop(run.dir)
-    assert jobs.wait_job(run.dir, timeout=120).state == "stopped"
-    first_source = curve(source).series("loss")[1][0]
-    first_warm = curve(run).series("loss")[1][0]
-    assert first_warm < 0.2 * first_source, (first_warm, first_source)
-    assert curve(run).series("lr")[1][0] <= 1e-4
-    assert f"Load checkpoint from {ckpt}" in run.log_path.read_text()
+    try:
+        at_iteration(run, 3)
+        jobs.request_stop(run.dir)
+        assert jobs.wait_job(run.dir, timeout=120).state == "stopped"
+        first_source = curve(source).series("loss")[1][0]
+        first_warm = curve(run).series("loss")[1][0]
+        assert first_warm < 0.2 * first_source, (first_warm, first_source)
+        assert curve(run).series("lr")[1][0] <= 1e-4
+        assert f"Load checkpoint from {ckpt}" in run.log_path.read_text()
+    finally:
+        jobs.request_stop(run.dir)
+        jobs.wait_job(run.dir, timeout=120)
+        shutil.rmtree(run.dir)  # the shared trained workspace keeps its one run
+        store.save(original)
 
 
 RACER = r"""
