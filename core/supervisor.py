@@ -3,7 +3,12 @@
 Runs the job's steps one after another, each in its own process group with output appended to
 ``job.log``, records every transition in ``job.json``, and turns a stop request into a clean stop:
 a training step gets ``graceful_stop_s`` to save and exit by itself, then SIGTERM to its whole
-process group (torchrun workers included), then SIGKILL — and the escalation is recorded.
+process group (torchrun workers included), then SIGKILL — and the escalation is recorded. A step
+that is not ready to stop gracefully (``graceful_after_file`` not written yet: the model is still
+loading, nothing to save) is terminated at once.
+
+SIGTERM, SIGINT or SIGHUP to the supervisor itself (a shutdown) is handled like the Stop button:
+it writes the stop request, so training saves a checkpoint before it ends.
 """
 from __future__ import annotations
 
