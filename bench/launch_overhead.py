@@ -17,7 +17,8 @@ One config, trained in one invocation of this script by both:
 Both get the same environment otherwise (offline variables, ``HF_HOME``, thread settings).
 The figure compared is mmengine's own per-iteration ``time`` from ``scalars.json`` (logging
 every iteration), mean over each run after ``--warmup`` iterations, averaged over the repeats,
-which alternate cli, app, app, cli, ... to spread drift in machine load over both. The model is the
+which alternate cli, app, app, cli, ... to spread drift in machine load over both, after one
+untimed warm-up run. The model is the
 demo's architecture made bigger (``--hidden``, ``--layers``) and the data long enough for
 ``--iters`` iterations of one epoch (no epoch-boundary pause, one checkpoint at the end,
 no evaluation). Everything lives in a temporary directory, deleted at the end (``--keep DIR``:
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--keep", help="work in this directory and keep it (logs, configs, scalars)")
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for both sides (default: torch's own choice); "
+                                                    "1 makes a loaded machine's noise smaller")
     args = parser.parse_args(argv)
 
     from core import runs, system
@@ -126,14 +129,18 @@ def main(argv: list[str] | None = None) -> int:
         shim = tmp / "shim"
         shim.mkdir()
         (shim / "sitecustomize.py").write_text(SHIM)
+        if args.threads:
+            os.environ["OMP_NUM_THREADS"] = str(args.threads)  # both sides inherit it
         env = dict(os.environ, **runs.training_env(project))
-        print(f"device {device}; model hidden {args.hidden} × {args.layers} layers; built in "
-              f"{time.monotonic() - t0:.0f}s", flush=True)
+        print(f"device {device}; model hidden {args.hidden} × {args.layers} layers; "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; built in {time.monotonic() - t0:.0f}s",
+              flush=True)
 
-        order = (["cli", "app", "app", "cli"] * args.repeats)[: 2 * args.repeats]
-        results: dict[str, list[float]] = {"cli": [], "app": []}
+        # an untimed first run takes what only a first run pays (caches, a cold machine), then ABBA...
+        order = ["warm-up"] + (["cli", "app", "app", "cli"] * args.repeats)[: 2 * args.repeats]
+        results: dict[str, list[float]] = {"cli": [], "app": [], "warm-up": []}
         for n, kind in enumerate(order, 1):
-            if kind == "app":
+            if kind in ("app", "warm-up"):
                 work_dir, wall = run_app(project, device)
             else:
                 # the same config the app generates, without the app's own hooks
