@@ -105,9 +105,10 @@ HIDDEN = ("data_time", "iter", "step", "epoch")  # shown inside another chart, o
 
 
 def scalar_figures(series: Callable[[str], Series], keys: Iterable[str], tr: Translate = _same,
-                   resumes: Iterable[int] = ()) -> list[tuple[str, go.Figure]]:
+                   resumes: Iterable[int] = (), x_max: Optional[int] = None) -> list[tuple[str, go.Figure]]:
     """(key, figure) for every scalar present: loss, learning rate, gradient norm, throughput,
-    memory, then any other numeric key. ``series(key)`` gives (iterations, values)."""
+    memory, then any other numeric key. ``series(key)`` gives (iterations, values); ``x_max`` (the
+    run's total iterations) fixes the x axis, so a live chart also shows how far the run has come."""
     keys = list(keys)
     out: list[tuple[str, go.Figure]] = []
     for key in [k for k in KNOWN if k in keys] + [k for k in keys if k not in KNOWN and k not in HIDDEN]:
@@ -126,6 +127,8 @@ def scalar_figures(series: Callable[[str], Series], keys: Iterable[str], tr: Tra
             fig = memory_figure(xs, ys, tr=tr)
         else:
             fig = line_figure(xs, ys, key, key, tr=tr)
+        if x_max:
+            fig.update_xaxes(range=[0, x_max])
         out.append((key, fig))
     return out
 

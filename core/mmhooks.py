@@ -1,9 +1,10 @@
 """mmengine pieces the generated configs use; imported only inside the training process.
 
 - ``StudioProgressHook`` writes ``progress.json`` (phase, iteration / total, epoch, elapsed, ETA,
-  iterations and tokens per second), at most twice a second, from rank 0 only. The file appears
-  when the runner is built (phase ``starting``): from then on a stop request is honoured by the
-  stop hook, before it there is nothing to save.
+  iterations and tokens per second), at most twice a second, from rank 0 only. Phases: ``starting``
+  (runner built, checkpoint loading), ``resuming`` (data loader moving to the checkpoint's
+  position), ``training``, then ``stopped`` or ``finished``. The file appears with ``starting``:
+  from then on a stop request is honoured by the stop hook; before it there is nothing to save.
 - ``StudioStopHook`` honours a stop request file at the next iteration boundary: it saves a
   checkpoint for the iteration just finished (unless the regular CheckpointHook just did) and ends
   training cleanly, so a stop loses at most the iteration in flight. Under torchrun every rank must
@@ -100,7 +101,8 @@ class StudioProgressHook(Hook):
         self._t0 = time.monotonic()
         self._started_at = time.time()
         self._iter0 = runner.iter
-        self._write(runner, "training", runner.iter)
+        # a resumed loop first moves the data loader to the checkpoint's position
+        self._write(runner, "resuming" if runner.iter else "training", runner.iter)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         try:

@@ -59,8 +59,9 @@ def monitor() -> None:
     cols[0].metric(t("CPU"), f"{snap.cpu_percent:.0f}%",
                    help=t("{cores} cores · load average {load}", cores=snap.cpu_count,
                           load=" / ".join(f"{x:.2f}" for x in snap.load_avg)))
-    cols[1].metric(t("Memory"), f"{human_bytes(snap.memory_used)} / {human_bytes(snap.memory_total)}")
-    cols[2].metric(t("Free disk (project)"), f"{human_bytes(snap.disk_free)} / {human_bytes(snap.disk_total)}")
+    cols[1].metric(t("Memory used (of {total})", total=human_bytes(snap.memory_total)), human_bytes(snap.memory_used))
+    cols[2].metric(t("Free disk for the project (of {total})", total=human_bytes(snap.disk_total)),
+                   human_bytes(snap.disk_free))
     cols[3].metric(t("Training processes"), human_bytes(snap.process_memory) if snap.process_memory else "—",
                    help=t("Resident memory of the running training job and its workers."))
     if not snap.gpus:
@@ -242,9 +243,10 @@ def live_view() -> None:
     if job.active and not progress:
         st.progress(0.0, text=t("Preparing: loading the model and tokenizing the dataset…"))
     elif job.active and phase == "starting":
+        st.progress(0.0, text=t("Starting: building the trainer…"))
+    elif job.active and phase == "resuming":
         st.progress(min(1.0, it / total) if total else 0.0,
-                    text=t("Starting: loading the checkpoint and moving the data to iteration {it}…", it=it)
-                    if it else t("Starting: building the trainer…"))
+                    text=t("Resuming: moving the data to iteration {it}…", it=it))
     elif total:
         text = t("Iteration {it}/{total}", it=it, total=total)
         if job.active and phase == "training":
@@ -262,7 +264,7 @@ def live_view() -> None:
 
     scalars = _reader("scalars", ScalarsReader, run.work_dir)
     scalars.poll()
-    figures = charts.scalar_figures(scalars.series, scalars.keys(), tr=t, resumes=scalars.resumes())
+    figures = charts.scalar_figures(scalars.series, scalars.keys(), tr=t, resumes=scalars.resumes(), x_max=total)
     for i in range(0, len(figures), 2):
         cols = st.columns(2)
         for col, (key, fig) in zip(cols, figures[i:i + 2]):
