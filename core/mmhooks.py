@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -22,7 +23,6 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.optim.scheduler import LinearLR
 from mmengine.optim.scheduler.param_scheduler import INF
 
-from core.fsutil import atomic_write_json
 
 
 class WarmupLinearLR(LinearLR):
@@ -40,6 +40,15 @@ def _rank() -> int:
 
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _replace_json(path: str, data: dict) -> None:
+    """Write ``path`` atomically (readers see the old or the new file) without an fsync: it is
+    rewritten twice a second from the training loop, and a lost update after a crash costs nothing."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, sort_keys=True)
+    os.replace(tmp, path)
 
 
 class StudioProgressHook(Hook):
@@ -72,7 +81,7 @@ class StudioProgressHook(Hook):
         tokens_per_s = None
         if self._tokens and self._t0 and elapsed > 0:
             tokens_per_s = round(self._tokens * _world_size() / elapsed, 1)
-        atomic_write_json(self.progress_file, dict(
+        _replace_json(self.progress_file, dict(
             phase=phase,
             iter=cur,
             max_iters=total,
