@@ -51,7 +51,7 @@ if not hasattr(torch.cpu, "is_bf16_supported"):
 STUDIO_HOOK_LINE = re.compile(r"^\s*dict\(type=Studio(Progress|Stop)Hook.*\n", re.M)
 
 
-def mean_iteration_time(work_dir: Path, warmup: int) -> tuple[float, int]:
+def iteration_times(work_dir: Path, warmup: int) -> list[float]:
     times = []
     for path in sorted(work_dir.glob("*/vis_data/scalars.json")):
         for line in path.read_text().splitlines():
@@ -63,7 +63,7 @@ def mean_iteration_time(work_dir: Path, warmup: int) -> tuple[float, int]:
                 times.append(rec["time"])
     if not times:
         raise RuntimeError(f"no iteration times in {work_dir}")
-    return statistics.fmean(times), len(times)
+    return times
 
 
 def make_project(ws: Path, iters: int, hidden: int, layers: int):
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         # an untimed first run takes what only a first run pays (caches, a cold machine), then ABBA...
         order = ["warm-up"] + (["cli", "app", "app", "cli"] * args.repeats)[: 2 * args.repeats]
         results: dict[str, list[float]] = {"cli": [], "app": [], "warm-up": []}
+        medians: dict[str, list[float]] = {"cli": [], "app": [], "warm-up": []}
         for n, kind in enumerate(order, 1):
             if kind in ("app", "warm-up"):
                 work_dir, wall = run_app(project, device)
@@ -153,12 +154,15 @@ def main(argv: list[str] | None = None) -> int:
                 if not any(work_dir.glob("*/vis_data/scalars.json")):
                     print((cli_dir / "train.log").read_text()[-3000:])
                     raise RuntimeError("the xtuner CLI run wrote no scalars (see its log above)")
-            mean, count = mean_iteration_time(work_dir, args.warmup)
+            times = iteration_times(work_dir, args.warmup)
+            mean, median = statistics.fmean(times), statistics.median(times)
             results[kind].append(mean)
-            print(f"{kind}: mean iteration {mean * 1000:.2f} ms over {count} iterations (run took {wall:.0f}s)",
-                  flush=True)
+            medians[kind].append(median)
+            print(f"{kind}: mean iteration {mean * 1000:.2f} ms (median {median * 1000:.2f}) over {len(times)} "
+                  f"iterations (run took {wall:.0f}s)", flush=True)
         cli, app = statistics.fmean(results["cli"]), statistics.fmean(results["app"])
-        print(f"cli mean {cli * 1000:.2f} ms, app mean {app * 1000:.2f} ms per iteration")
+        print(f"cli mean {cli * 1000:.2f} ms, app mean {app * 1000:.2f} ms per iteration; ratio of medians "
+              f"{statistics.fmean(medians['app']) / statistics.fmean(medians['cli']):.3f} (for judging noise)")
     print(f"ratio={app / cli:.3f}")
     return 0
 
