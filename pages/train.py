@@ -113,10 +113,11 @@ with st.expander(t("Launch: GPUs, DeepSpeed, nodes"), icon=":material/memory:"):
         saved = st.form_submit_button(t("Save launch settings"))
     if saved:
         try:
-            project = session.save_project(project.model_copy(update={
+            candidate = project.model_copy(update={
                 "num_gpus": int(n_gpus), "deepspeed": ds, "num_nodes": int(nodes), "node_rank": int(rank),
-                "master_addr": addr.strip(), "master_port": int(port) or None}))
-            launch.check_plan(launch.plan_for(project), device, len(gpu_list))
+                "master_addr": addr.strip(), "master_port": int(port) or None})
+            launch.check_plan(launch.plan_for(candidate), device, len(gpu_list))  # nothing saved if it cannot run
+            project = session.save_project(candidate)
         except launch.LaunchError as e:
             st.error(why_text(e.why))
         except ValueError as e:

@@ -115,3 +115,22 @@ def test_warm_start_from_the_page_makes_a_run_that_loads_the_checkpoint(trained_
         jobs.request_stop(new.dir)
         jobs.wait_job(new.dir, timeout=120)
         shutil.rmtree(new.dir)  # the shared trained workspace keeps its one run
+
+
+def test_a_launch_plan_this_machine_cannot_run_is_refused_with_the_reason(workspace, demo_workspace):
+    """A project set up for two GPUs (e.g. on the GPU box), opened on a machine without one."""
+    from core.demo import DEMO_TEMPLATE
+    from core.project import ProjectStore
+
+    demo = ProjectStore(demo_workspace).load("demo")
+    project = ProjectStore(workspace).create("demo", method="lora", model_path=demo.model_path,
+                                             dataset_path=demo.dataset_path, prompt_template=DEMO_TEMPLATE,
+                                             num_gpus=2, deepspeed="deepspeed_zero2")
+    at = train_page(workspace)
+    at.button(key="start").click().run()
+    assert [e.value for e in at.error] == ["Training on several GPUs needs NVIDIA GPUs; none was found on this machine."]
+    assert not any(project.runs_dir.iterdir()), "nothing was created"
+    at.button(key="FormSubmitter:launch-Save launch settings").click().run()  # the form resets to what works here
+    assert any(s.value == "Saved." for s in at.success)
+    saved = ProjectStore(workspace).load("demo")
+    assert saved.num_gpus == 1 and saved.deepspeed is None
