@@ -41,6 +41,7 @@ class TrainSpec(BaseModel):
     map_num_proc: int = Field(1, ge=1, le=64)
     progress_file: Optional[str] = None
     stop_file: Optional[str] = None
+    load_from: Optional[str] = None  # warm start: weights of another run's checkpoint, fresh optimizer
 
     @field_validator("prompt_template")
     @classmethod
@@ -300,12 +301,16 @@ def render_config(spec: TrainSpec) -> str:
     add(f"    dist_cfg=dict(backend={lit('nccl' if gpu else 'gloo')}),")
     add(")")
     add("")
+    if not gpu:
+        add("# CPU: under torchrun (gloo) DDP must not be given a CUDA device id")
+        add("model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)")
     add("visualizer = None")
     add("log_level = 'INFO'")
-    add("load_from = None")
+    add(f"load_from = {lit(spec.load_from)}  # warm start from a checkpoint's weights (resume=False)")
     add("resume = False")
     add(f"randomness = dict(seed={lit(hp.seed)}, deterministic=False)")
-    add("log_processor = dict(by_epoch=False)")
+    add("# each logged value is the mean over its logging interval (mmengine's default window is 10)")
+    add(f"log_processor = dict(by_epoch=False, window_size={lit(hp.logging_interval)})")
     text = "\n".join(lines) + "\n"
     ast.parse(text)  # a generated config is always valid Python
     return text

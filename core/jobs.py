@@ -51,6 +51,9 @@ class Step(BaseModel):
     # seconds a step may take to stop by itself after a stop request (training saves a
     # checkpoint first); None: terminate at once
     graceful_stop_s: Optional[float] = None
+    # the graceful stop applies only once this file exists (training writes it when its loop is
+    # ready to honour the request); before that there is nothing to save: terminate at once
+    graceful_after_file: Optional[str] = None
 
 
 class Job(BaseModel):
@@ -71,6 +74,8 @@ class Job(BaseModel):
     stop_requested_at: Optional[float] = None
     escalation: Optional[str] = None
     meta: dict = Field(default_factory=dict)
+    # earlier attempts in the same directory (a run's start, then its resumes), oldest first
+    history: list[dict] = Field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -81,6 +86,11 @@ class Job(BaseModel):
         if self.started_at is None:
             return None
         return (self.ended_at or time.time()) - self.started_at
+
+    def attempt_record(self) -> dict:
+        return {"attempt": self.attempt, "state": self.state, "started_at": self.started_at,
+                "ended_at": self.ended_at, "duration_s": self.duration_s, "exit_code": self.exit_code,
+                "reason": self.reason, "meta": self.meta}
 
 
 class JobBusy(RuntimeError):
@@ -127,14 +137,18 @@ def proc_info(pid: int) -> Optional[ProcInfo]:
         return None
 
 
+def _reap() -> None:
+    """Collect the exit status of supervisors this process started, so none stays a zombie."""
+    for pid, popen in list(_SPAWNED.items()):
+        if popen.poll() is not None:
+            _SPAWNED.pop(pid, None)
+
+
 def is_alive(info: Optional[ProcInfo]) -> bool:
     """True if the very process recorded (same PID *and* create time) runs and is not a zombie."""
     if info is None:
         return False
-    popen = _SPAWNED.get(info.pid)
-    if popen is not None and popen.poll() is not None:
-        _SPAWNED.pop(info.pid, None)
-        return False
+    _reap()
     try:
         p = psutil.Process(info.pid)
         if abs(p.create_time() - info.create_time) > 0.01:
@@ -165,6 +179,7 @@ def start_job(
     title: str = "",
     meta: dict | None = None,
     exclusive: str | os.PathLike | None = None,
+    before_spawn: Callable[[], None] | None = None,
 ) -> Job:
     """Start a detached job in ``job_dir`` (created if needed; a finished job there is replaced,
     its log kept and appended to, so a resumed run reads as one story).
@@ -172,6 +187,9 @@ def start_job(
     ``exclusive``: path of a claim file (e.g. one per GPU set). Under a file lock, if the claim
     names a job that is still active, ``JobBusy`` is raised and nothing starts: two browser tabs
     pressing Start together start exactly one job.
+
+    ``before_spawn``: called under the locks once the job is sure to start (e.g. to clear files of
+    an earlier attempt).
     """
     job_dir = Path(job_dir).resolve()
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -186,9 +204,10 @@ def start_job(
                 other_job = read_job(other)
                 if other_job is not None and other_job.active:
                     raise JobBusy(Path(other), f"{other_job.title or other_job.kind} is still running ({other}).")
+        read_job(job_dir)  # a job whose supervisor died is marked failed (and its step ended) first
         with _lock(job_dir):
             previous = _load(job_dir)
-            if previous is not None and previous.active and is_alive(previous.supervisor):
+            if previous is not None and previous.active:
                 raise JobBusy(job_dir, f"A job is already running in {job_dir}.")
             try:
                 os.unlink(job_dir / STOP_FILE)
@@ -201,7 +220,10 @@ def start_job(
                 steps=steps,
                 attempt=(previous.attempt + 1) if previous else 1,
                 meta=meta or {},
+                history=(previous.history + [previous.attempt_record()]) if previous else [],
             )
+            if before_spawn is not None:
+                before_spawn()
             _save(job_dir, job)
             sup_log = open(job_dir / "supervisor.log", "ab")
             try:

@@ -1,14 +1,19 @@
 """Readers for what a run writes, reading only the bytes added since the last poll.
 
 - ``ScalarsReader``: ``work_dir/<timestamp>/vis_data/scalars.json`` of every start and resume of a
-  run, merged by iteration (a resumed run's points replace any earlier ones at the same iteration,
-  so the curve has no duplicates); only complete lines are read (mmengine writes the JSON, then
-  the newline, separately); a file that shrank or was replaced is read again from its start.
+  run, merged into one curve. A resume writes a new ``<timestamp>/`` whose first record is the
+  iteration after its checkpoint; points an earlier start logged at or after that iteration belong
+  to the stretch that was abandoned (a stop after the checkpoint, or a resume from an older
+  checkpoint) and are dropped, so the curve has no gap and no duplicate. Only complete lines are
+  read (mmengine writes the JSON, then the newline, separately); a file that shrank, was replaced
+  or was rewritten is read again from its start.
 - ``LogTail``: the last lines of a growing log, from the last offset.
+- ``last_record``: the newest scalars record of a run, read from the end of its newest file.
 - ``eval_outputs``: XTuner's evaluation answers per checkpoint iteration.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -16,6 +21,9 @@ from collections import deque
 from pathlib import Path
 
 from core.fsutil import read_json
+
+_HEAD = 64  # bytes remembered from a file's start, to notice a rewrite of the same length or more
+_MAX_PARTIAL = 1 << 20  # an unfinished line longer than this keeps only its end (tqdm bars)
 
 
 class _IncrementalFile:
@@ -25,7 +33,11 @@ class _IncrementalFile:
         self.path = path
         self.offset = 0
         self.inode = None
+        self.head = b""
         self._partial = b""
+
+    def _restart(self) -> None:
+        self.offset, self.head, self._partial = 0, b"", b""
 
     def new_lines(self, max_bytes: int | None = None) -> tuple[list[bytes], bool]:
         """(complete new lines, reset) — ``reset`` is True when the file was truncated or replaced."""
@@ -35,87 +47,156 @@ class _IncrementalFile:
             return [], False
         reset = False
         if self.inode is not None and (st.st_ino != self.inode or st.st_size < self.offset):
-            self.offset, self._partial, reset = 0, b"", True
+            self._restart()
+            reset = True
         self.inode = st.st_ino
         if st.st_size == self.offset:
             return [], reset
-        if max_bytes is not None and self.offset == 0 and st.st_size > max_bytes:
-            # first read of a huge file: start near the end, at a line boundary
-            self.offset = st.st_size - max_bytes
-            skip_partial = True
-        else:
-            skip_partial = False
         with open(self.path, "rb") as f:
+            if self.offset and self.head:
+                if f.read(len(self.head)) != self.head:  # rewritten in place, now at least as long
+                    self._restart()
+                    reset = True
+            skip_first = False
+            if max_bytes is not None and self.offset == 0 and st.st_size > max_bytes:
+                # first read of a huge file: start near the end, after a line boundary
+                f.seek(0)
+                self.head = f.read(_HEAD)
+                self.offset = st.st_size - max_bytes
+                skip_first = True
             f.seek(self.offset)
             chunk = f.read(st.st_size - self.offset)
+        if self.offset == 0:
+            self.head = chunk[:_HEAD]
         self.offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # '' when the chunk ended with a newline
-        if skip_partial and lines:
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # b'' when the chunk ended with a newline
+        if len(self._partial) > _MAX_PARTIAL:
+            self._partial = self._partial[-_MAX_PARTIAL // 16:]
+        if skip_first and lines:
             lines = lines[1:]
         return lines, reset
 
 
 class ScalarsReader:
-    """All scalars of a run's work_dir, across every ``<timestamp>/`` directory."""
+    """All scalars of a run's work_dir, across every ``<timestamp>/`` directory, in iteration order.
+
+    ``poll()`` costs what was appended since the last poll; ``series(key)`` extends its cached
+    lists with the new records only (it is rebuilt only after a resume cut or a rewritten file).
+    """
 
     def __init__(self, work_dir: str | os.PathLike):
         self.work_dir = Path(work_dir)
-        self._files: dict[Path, _IncrementalFile] = {}
-        self._by_iter: dict[int, dict] = {}
-        self._origin: dict[int, Path] = {}
+        self._clear()
 
     def _scalar_files(self) -> list[Path]:
         if not self.work_dir.is_dir():
             return []
-        return sorted(self.work_dir.glob("*/vis_data/scalars.json"))
+        return sorted(self.work_dir.glob("*/vis_data/scalars.json"))  # timestamp names sort in time order
+
+    def _clear(self) -> None:
+        self._files: dict[Path, _IncrementalFile] = {}
+        self._iters: list[int] = []  # sorted; parallel to _recs and _src
+        self._recs: list[dict] = []
+        self._src: list[Path] = []
+        self._first: dict[Path, int] = {}  # first iteration each file logged
+        self._version = getattr(self, "_version", 0) + 1  # bumped by every change other than an append
+        self._cache: dict[str, tuple[int, int, list[int], list[float]]] = {}
 
     def poll(self) -> int:
         """Read what was added; returns the number of new records."""
         added = 0
-        for path in self._scalar_files():  # timestamp names sort chronologically
+        for path in self._scalar_files():
             reader = self._files.get(path)
             if reader is None:
                 reader = self._files[path] = _IncrementalFile(path)
             lines, reset = reader.new_lines()
-            if reset:
-                for it in [i for i, p in self._origin.items() if p == path]:
-                    self._by_iter.pop(it, None)
-                    self._origin.pop(it, None)
+            if reset:  # a rewritten file is rare: start over from every file's beginning
+                self._clear()
+                return self.poll()
             for line in lines:
                 try:
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                it = rec.get("iter", rec.get("step"))
-                if not isinstance(it, int):
-                    continue
-                # a later directory (a resume) wins over an earlier one at the same iteration
-                prev = self._origin.get(it)
-                if prev is not None and prev > path:
-                    continue
-                self._by_iter[it] = rec
-                self._origin[it] = path
-                added += 1
+                it = rec.get("iter", rec.get("step")) if isinstance(rec, dict) else None
+                if isinstance(it, int) and self._add(path, it, rec):
+                    added += 1
         return added
+
+    def _add(self, path: Path, it: int, rec: dict) -> bool:
+        if path not in self._first:
+            self._first[path] = it
+            self._cut(path, it)
+        # a record of an earlier start, at or after where a later start took over, is not shown
+        if any(other > path and first <= it for other, first in self._first.items()):
+            return False
+        if not self._iters or it > self._iters[-1]:
+            self._iters.append(it)
+            self._recs.append(rec)
+            self._src.append(path)
+            return True
+        i = bisect.bisect_left(self._iters, it)
+        if i < len(self._iters) and self._iters[i] == it:
+            self._recs[i], self._src[i] = rec, path
+        else:
+            self._iters.insert(i, it)
+            self._recs.insert(i, rec)
+            self._src.insert(i, path)
+        self._version += 1
+        return True
+
+    def _cut(self, path: Path, it: int) -> None:
+        """A later start begins at ``it``: drop what earlier starts logged from ``it`` on."""
+        i = bisect.bisect_left(self._iters, it)
+        keep = [j for j in range(i, len(self._iters)) if self._src[j] >= path]
+        if len(keep) == len(self._iters) - i:
+            return
+        self._iters[i:] = [self._iters[j] for j in keep]
+        self._recs[i:] = [self._recs[j] for j in keep]
+        self._src[i:] = [self._src[j] for j in keep]
+        self._version += 1
 
     @property
     def records(self) -> list[dict]:
-        return [self._by_iter[i] for i in sorted(self._by_iter)]
+        return list(self._recs)
+
+    @property
+    def last_iter(self) -> int | None:
+        return self._iters[-1] if self._iters else None
+
+    def resumes(self) -> list[int]:
+        """Iterations at which a later start (a resume) took over the curve."""
+        firsts = [it for _, it in sorted(self._first.items())]
+        return firsts[1:]
+
+    def keys(self) -> list[str]:
+        """Numeric keys seen in the records (``iter``/``step`` excluded), in first-seen order."""
+        seen: dict[str, None] = {}
+        for rec in self._recs[-50:] + self._recs[:50]:
+            for k, v in rec.items():
+                if k not in ("iter", "step") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    seen.setdefault(k, None)
+        return list(seen)
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
-        xs, ys = [], []
-        for i in sorted(self._by_iter):
-            v = self._by_iter[i].get(key)
-            if isinstance(v, (int, float)):
-                xs.append(i)
+        version, done, xs, ys = self._cache.get(key, (-1, 0, [], []))
+        if version != self._version:
+            done, xs, ys = 0, [], []
+        for it, rec in zip(self._iters[done:], self._recs[done:]):
+            v = rec.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                xs.append(it)
                 ys.append(float(v))
-        return xs, ys
+        self._cache[key] = (self._version, len(self._iters), xs, ys)
+        return list(xs), list(ys)
 
 
 class LogTail:
-    """The last ``max_lines`` lines of a growing text file, read incrementally."""
+    """The last ``max_lines`` lines of a growing text file, read incrementally.
+
+    A line rewritten with carriage returns (progress bars) shows its last state, as a terminal would.
+    """
 
     def __init__(self, path: str | os.PathLike, max_lines: int = 200, first_read_bytes: int = 256 * 1024):
         self._file = _IncrementalFile(Path(path))
@@ -126,8 +207,9 @@ class LogTail:
         lines, reset = self._file.new_lines(max_bytes=self._first_read_bytes)
         if reset:
             self._lines.clear()
-        for line in lines:
-            self._lines.append(line.decode("utf-8", errors="replace").rstrip("\r"))
+        for line in lines[-self._lines.maxlen:] if self._lines.maxlen else lines:
+            text = line.decode("utf-8", errors="replace").rstrip("\r")
+            self._lines.append(text.rsplit("\r", 1)[-1])
         return list(self._lines)
 
     def text(self) -> str:
@@ -136,9 +218,33 @@ class LogTail:
 
 def read_progress(path: str | os.PathLike) -> dict | None:
     try:
-        return read_json(path)
-    except ValueError:
+        data = read_json(path)
+    except (ValueError, OSError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def last_record(work_dir: str | os.PathLike, tail_bytes: int = 64 * 1024) -> dict | None:
+    """The newest complete scalars record of a run (read from the end of its newest file)."""
+    work_dir = Path(work_dir)
+    if not work_dir.is_dir():
+        return None
+    for path in sorted(work_dir.glob("*/vis_data/scalars.json"), reverse=True):
+        try:
+            with open(path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - tail_bytes))
+                data = f.read()
+        except OSError:
+            continue
+        for line in reversed(data.split(b"\n")[:-1]):  # the part after the last newline is unfinished
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                return rec
+    return None
 
 
 _EVAL_FILE = re.compile(r"eval_outputs_iter_(\d+)\.txt$")

@@ -1,15 +1,21 @@
 """mmengine pieces the generated configs use; imported only inside the training process.
 
-- ``StudioProgressHook`` writes ``progress.json`` (iteration / total, epoch, elapsed, ETA, tokens/s),
-  throttled so it costs nothing measurable per iteration.
+- ``StudioProgressHook`` writes ``progress.json`` (phase, iteration / total, epoch, elapsed, ETA,
+  iterations and tokens per second), at most twice a second, from rank 0 only. Phases: ``starting``
+  (runner built, checkpoint loading), ``resuming`` (data loader moving to the checkpoint's
+  position), ``training``, then ``stopped`` or ``finished``. The file appears with ``starting``:
+  from then on a stop request is honoured by the stop hook; before it there is nothing to save.
 - ``StudioStopHook`` honours a stop request file at the next iteration boundary: it saves a
   checkpoint for the iteration just finished (unless the regular CheckpointHook just did) and ends
-  training cleanly, so a stop loses at most the iteration in flight.
+  training cleanly, so a stop loses at most the iteration in flight. Under torchrun every rank must
+  stop at the same iteration (saving is collective with DeepSpeed): the ranks agree through one
+  ``all_reduce`` of a flag per iteration.
 - ``WarmupLinearLR`` is mmengine's ``LinearLR`` that keeps at least one warmup iteration, where
   ``LinearLR`` raises ``end should be larger than begin`` on short runs.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -17,7 +23,6 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.optim.scheduler import LinearLR
 from mmengine.optim.scheduler.param_scheduler import INF
 
-from core.fsutil import atomic_write_json
 
 
 class WarmupLinearLR(LinearLR):
@@ -29,8 +34,21 @@ class WarmupLinearLR(LinearLR):
         return cls(*args, begin=begin, end=end, by_epoch=False, **kwargs)
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _replace_json(path: str, data: dict) -> None:
+    """Write ``path`` atomically (readers see the old or the new file) without an fsync: it is
+    rewritten twice a second from the training loop, and a lost update after a crash costs nothing."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, sort_keys=True)
+    os.replace(tmp, path)
 
 
 class StudioProgressHook(Hook):
@@ -40,55 +58,74 @@ class StudioProgressHook(Hook):
         self.progress_file = progress_file
         self.min_interval_s = min_interval_s
         self._last_write = 0.0
-        self._t0 = 0.0
-        self._iter0 = 0
+        self._started_at = 0.0  # wall clock of before_train
+        self._t0 = 0.0  # monotonic of before_train
+        self._t_first = None  # monotonic end of the first iteration of this start: the rate's origin
+        self._iter_first = 0
+        self._iter0 = 0  # iteration this start began at (the checkpoint's, on resume)
         self._tokens = 0
-        self._started_at = 0.0
+        self._iters_per_epoch = None
 
-    def _write(self, runner, phase: str, **extra) -> None:
-        if not self.progress_file or not _is_main_process():
+    def _write(self, runner, phase: str, cur: int) -> None:
+        if not self.progress_file or _rank() != 0:
             return
         now = time.monotonic()
-        cur = runner.iter
         total = runner.max_iters
-        done = max(cur - self._iter0, 0)
+        rate = None
+        if self._t_first is not None and cur > self._iter_first and now > self._t_first:
+            rate = (cur - self._iter_first) / (now - self._t_first)
         elapsed = now - self._t0 if self._t0 else 0.0
-        rate = done / elapsed if elapsed > 0 and done else 0.0
-        data = dict(
+        epoch = None
+        if self._iters_per_epoch:
+            epoch = min(cur // self._iters_per_epoch + 1, -(-total // self._iters_per_epoch))
+        tokens_per_s = None
+        if self._tokens and self._t0 and elapsed > 0:
+            tokens_per_s = round(self._tokens * _world_size() / elapsed, 1)
+        _replace_json(self.progress_file, dict(
             phase=phase,
             iter=cur,
             max_iters=total,
-            epoch=runner.epoch,
+            start_iter=self._iter0,
+            epoch=epoch,
+            max_epochs=-(-total // self._iters_per_epoch) if self._iters_per_epoch else None,
             elapsed_s=round(elapsed, 3),
             eta_s=round((total - cur) / rate, 1) if rate else None,
             iters_per_s=round(rate, 4) if rate else None,
-            tokens_per_s=round(self._tokens / elapsed, 1) if elapsed > 0 and self._tokens else None,
-            started_at=self._started_at,
+            tokens_per_s=tokens_per_s,
+            started_at=self._started_at or None,
             updated_at=time.time(),
             pid=os.getpid(),
-        )
-        data.update(extra)
-        atomic_write_json(self.progress_file, data)
+            world_size=_world_size(),
+        ))
         self._last_write = now
+
+    def before_run(self, runner) -> None:
+        try:
+            self._iters_per_epoch = len(runner.train_loop.dataloader) or None
+        except (TypeError, AttributeError):
+            self._iters_per_epoch = None
+        self._write(runner, "starting", runner.iter)
 
     def before_train(self, runner) -> None:
         self._t0 = time.monotonic()
         self._started_at = time.time()
         self._iter0 = runner.iter
-        self._write(runner, "training")
+        # a resumed loop first moves the data loader to the checkpoint's position
+        self._write(runner, "resuming" if runner.iter else "training", runner.iter)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         try:
-            ids = data_batch["data"]["input_ids"]
-            self._tokens += int(ids.numel())
+            self._tokens += int(data_batch["data"]["input_ids"].numel())
         except (TypeError, KeyError, AttributeError):
             pass
-        if time.monotonic() - self._last_write >= self.min_interval_s:
-            # runner.iter is incremented after this hook: report the finished iteration
-            self._write(runner, "training", iter=runner.iter + 1)
+        done = runner.iter + 1  # runner.iter is incremented after this hook
+        if self._t_first is None:
+            self._t_first, self._iter_first = time.monotonic(), done
+        if time.monotonic() - self._last_write >= self.min_interval_s or done == runner.max_iters:
+            self._write(runner, "training", done)
 
     def after_train(self, runner) -> None:
-        self._write(runner, "stopped" if runner.train_loop.stop_training else "finished")
+        self._write(runner, "stopped" if runner.train_loop.stop_training else "finished", runner.iter)
 
 
 class StudioStopHook(Hook):
@@ -99,7 +136,16 @@ class StudioStopHook(Hook):
         self.stop_file = stop_file
 
     def _requested(self) -> bool:
-        return bool(self.stop_file) and os.path.exists(self.stop_file)
+        asked = bool(self.stop_file) and os.path.exists(self.stop_file)
+        if _world_size() > 1:
+            import torch
+            from mmengine import dist
+
+            if dist.is_distributed():
+                flag = torch.tensor([1 if asked else 0], dtype=torch.int32)
+                dist.all_reduce(flag, op="max")  # every rank decides the same, at the same iteration
+                asked = bool(flag.item())
+        return asked
 
     def before_train(self, runner) -> None:
         if self._requested():
@@ -107,7 +153,7 @@ class StudioStopHook(Hook):
             runner.train_loop.stop_training = True
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if not self._requested() or runner.train_loop.stop_training:
+        if runner.train_loop.stop_training or not self._requested():
             return
         step = runner.iter + 1
         ckpt_hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)

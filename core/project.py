@@ -72,7 +72,12 @@ class Project(BaseModel):
     evaluation_inputs: list[str] = Field(default_factory=lambda: ["Who are you?"])
     system_prompt: str = ""
     num_gpus: int = Field(1, ge=0, le=1024)
+    num_nodes: int = Field(1, ge=1, le=1024)
     deepspeed: Optional[str] = None
+    # this node's place when training on several nodes (XTuner's NODE_RANK / ADDR / PORT)
+    node_rank: int = Field(0, ge=0)
+    master_addr: str = "127.0.0.1"
+    master_port: Optional[int] = Field(None, ge=1, le=65535)
     is_demo: bool = False
     created_at: str = Field(default_factory=lambda: _now())
     updated_at: str = Field(default_factory=lambda: _now())

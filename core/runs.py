@@ -1,31 +1,55 @@
-"""Training runs of a project: create a run (config + metadata), start/resume it as a job, list them.
+"""Training runs of a project: create a run (config + metadata), start / resume / warm-start it as a
+job, list them with a summary.
 
     runs/<run-id>/
-        run.json        what the run was made from (method, model, data, hyperparameters, device)
+        run.json        what the run was made from (method, model, data, hyperparameters, device,
+                        launch plan, warm-start source)
         config.py       the generated XTuner config
         job.json job.log stop.request     the job (core.jobs)
-        progress.json   written by the training hook
+        progress.json   written by the training hook (core.mmhooks)
         work_dir/       XTuner's own output (checkpoints, <timestamp>/vis_data/scalars.json, ...)
         exports/iter_N/ conversions of a checkpoint (hf/, merged/)
+
+*Resume* continues a run in its own directory from any of its checkpoints (the latest by default):
+optimizer, scheduler and data position come back, and the charts continue from that iteration.
+*Warm start* makes a new run whose weights start from another run's checkpoint, with this project's
+current data and hyperparameters and a fresh optimizer (mmengine ``load_from`` with ``resume=False``).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import os
 import re
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from core import jobs
-from core.configgen import render_config, spec_from_project
+from core import jobs, launch
+from core.configgen import ConfigError, render_config, spec_from_project
 from core.fsutil import atomic_write_json, atomic_write_text, read_json
 from core.jobs import Job, Step
-from core.paths import REPO_ROOT, python_executable
+from core.launch import LaunchPlan
+from core.metrics import last_record, read_progress
+from core.paths import REPO_ROOT
 from core.project import Project
 
 _CKPT = re.compile(r"^iter_(\d+)\.pth$")
 GRACEFUL_STOP_S = 180.0  # a stop waits this long for the checkpoint save before signals
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """True for a checkpoint that was written to the end: a ``.pth`` is a zip archive whose
+    directory sits at its very end (a save killed half-way has none); DeepSpeed saves a directory
+    of ``*model_states.pt`` files."""
+    path = Path(path)
+    if path.is_dir():
+        return any(path.glob("*model_states.pt"))
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -59,8 +83,14 @@ class Run:
     def job(self) -> Optional[Job]:
         return jobs.read_job(self.dir)
 
+    def progress(self) -> dict:
+        return read_progress(self.progress_path) or {}
+
+    def launch_plan(self) -> LaunchPlan:
+        return LaunchPlan.model_validate(self.info.get("launch") or {})
+
     def checkpoints(self) -> list[tuple[int, Path]]:
-        """(iteration, path) of every saved checkpoint, oldest first."""
+        """(iteration, path) of every saved checkpoint, oldest first (DeepSpeed's are directories)."""
         if not self.work_dir.is_dir():
             return []
         found = []
@@ -70,47 +100,157 @@ class Run:
                 found.append((int(m.group(1)), p))
         return sorted(found)
 
+    def complete_checkpoints(self) -> list[tuple[int, Path]]:
+        return [(i, p) for i, p in self.checkpoints() if checkpoint_complete(p)]
+
     def latest_checkpoint(self) -> Optional[Path]:
-        """The newest complete checkpoint (``last_checkpoint`` is written after the save)."""
+        """The checkpoint a resume continues from: the one mmengine saved last (``last_checkpoint``
+        is written after the save completes), else the highest complete one."""
         marker = self.work_dir / "last_checkpoint"
         try:
             path = Path(marker.read_text(encoding="utf-8").strip())
-            if path.exists():
+            if path.name and path.exists() and checkpoint_complete(path):
                 return path
         except OSError:
             pass
-        ckpts = self.checkpoints()
+        ckpts = self.complete_checkpoints()
         return ckpts[-1][1] if ckpts else None
 
 
-def new_run(project: Project, device: str) -> Run:
-    """Create a run directory with its generated config; nothing starts yet."""
+@dataclass
+class RunSummary:
+    """One line of the run history."""
+
+    id: str
+    state: str  # the job's state, or "new" when it never started
+    attempts: int
+    created_at: str
+    duration_s: Optional[float]  # time spent running, summed over its start and resumes
+    last_iter: Optional[int]
+    max_iters: Optional[int]
+    final_loss: Optional[float]
+    checkpoints: int
+    reason: Optional[str]
+    warm_start: Optional[str]
+
+
+def summarize(run: Run) -> RunSummary:
+    job = run.job()
+    info = run.info
+    progress = run.progress()
+    rec = last_record(run.work_dir) or {}
+    duration = None
+    if job is not None:
+        past = [a.get("duration_s") or 0.0 for a in job.history]
+        duration = sum(past) + (job.duration_s or 0.0)
+    loss = rec.get("loss")
+    return RunSummary(
+        id=run.id,
+        state=job.state if job else "new",
+        attempts=job.attempt if job else 0,
+        created_at=info.get("created_at", ""),
+        duration_s=duration,
+        last_iter=progress.get("iter") or rec.get("iter"),
+        max_iters=progress.get("max_iters"),
+        final_loss=float(loss) if isinstance(loss, (int, float)) else None,
+        checkpoints=len(run.checkpoints()),
+        reason=job.reason if job else None,
+        warm_start=(info.get("warm_start") or {}).get("checkpoint"),
+    )
+
+
+def _make_run_dir(project: Project) -> Run:
+    """A new, uniquely named run directory (two tabs in the same second get two names)."""
     project.runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_id = f"{stamp}-{project.method}"
     n = 1
-    while (project.runs_dir / run_id).exists():
-        n += 1
-        run_id = f"{stamp}-{project.method}-{n}"
-    run = Run(project.runs_dir / run_id)
-    spec = spec_from_project(
-        project, device=device,
-        progress_file=str(run.progress_path), stop_file=str(run.dir / jobs.STOP_FILE),
-    )
-    text = render_config(spec)  # raises ConfigError before anything is written
-    run.dir.mkdir(parents=True)
-    atomic_write_text(run.config_path, text)
+    while True:
+        run_id = f"{stamp}-{project.method}" + (f"-{n}" if n > 1 else "")
+        try:
+            (project.runs_dir / run_id).mkdir()
+            return Run(project.runs_dir / run_id)
+        except FileExistsError:
+            n += 1
+
+
+def run_of_checkpoint(checkpoint: Path) -> Optional[Run]:
+    """The run a checkpoint belongs to (``runs/<id>/work_dir/iter_N.pth``), if it is one."""
+    run_dir = Path(checkpoint).parent.parent
+    return Run(run_dir) if (run_dir / "run.json").is_file() else None
+
+
+def check_warm_start(project: Project, checkpoint: Path, plan: LaunchPlan) -> None:
+    """Refuse a warm start that would silently load nothing or fail: the source must be a complete
+    checkpoint of a run of the same method on the same base model (and LoRA shape), saved the same
+    way (DeepSpeed saves directories, plain runs files)."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise ConfigError(f"Checkpoint {checkpoint} does not exist.")
+    if not checkpoint_complete(checkpoint):
+        raise ConfigError(f"Checkpoint {checkpoint} is incomplete (its save was interrupted); choose another.")
+    if checkpoint.is_dir() != bool(plan.deepspeed):
+        made, now = ("with", "without") if checkpoint.is_dir() else ("without", "with")
+        raise ConfigError(f"Checkpoint {checkpoint.name} was saved {made} DeepSpeed and this run would train {now} it: "
+                          "use the same DeepSpeed setting as the source run.")
+    source = run_of_checkpoint(checkpoint)
+    spec = (source.info.get("spec") if source else None) or {}
+    if not spec:
+        raise ConfigError(f"{checkpoint} is not a checkpoint of a run of this workspace.")
+    if spec.get("method") != project.method:
+        raise ConfigError(f"Checkpoint {checkpoint.name} comes from a {spec.get('method')} run; this project trains "
+                          f"with {project.method}. Warm start needs the same method.")
+    if spec.get("model_path") != project.model_path:
+        raise ConfigError(f"Checkpoint {checkpoint.name} was trained on the base model {spec.get('model_path')}; this "
+                          f"project uses {project.model_path}. Warm start needs the same base model.")
+    if project.method != "full":
+        hp = spec.get("hyperparams") or {}
+        mine = project.hyperparams
+        if hp.get("lora_r") != mine.lora_r or (hp.get("lora_target_modules") or None) != (mine.lora_target_modules or None):
+            raise ConfigError(f"Checkpoint {checkpoint.name} holds a LoRA adapter of rank {hp.get('lora_r')} "
+                              f"(targets {hp.get('lora_target_modules') or 'all linear layers'}); this project asks "
+                              f"for rank {mine.lora_r} (targets {mine.lora_target_modules or 'all linear layers'}). "
+                              "Warm start needs the same adapter shape.")
+
+
+def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
+            plan: Optional[LaunchPlan] = None, gpu_count: Optional[int] = None) -> Run:
+    """Create a run directory with its generated config; nothing starts yet.
+
+    ``warm_start``: a checkpoint of another run whose weights this run starts from. Raises
+    ``ConfigError`` / ``launch.LaunchError`` with the reason, before anything is written, when the
+    project cannot train here as asked.
+    """
+    plan = plan or launch.plan_for(project)
+    if gpu_count is None:
+        from core import system
+
+        gpu_count = len(system.gpus())
+    launch.check_plan(plan, device, gpu_count)
+    if warm_start is not None:
+        check_warm_start(project, Path(warm_start), plan)
+    spec = spec_from_project(project, device=device)
+    render_config(spec)  # raises ConfigError before anything is written
+    run = _make_run_dir(project)
+    spec = spec.model_copy(update={
+        "progress_file": str(run.progress_path),
+        "stop_file": str(run.dir / jobs.STOP_FILE),
+        "load_from": str(warm_start) if warm_start is not None else None,
+    })
+    atomic_write_text(run.config_path, render_config(spec))
     atomic_write_json(run.dir / "run.json", {
-        "id": run_id,
+        "id": run.id,
         "project": project.name,
         "device": device,
         "spec": spec.model_dump(mode="json"),
+        "launch": plan.model_dump(mode="json"),
+        "warm_start": {"checkpoint": str(warm_start)} if warm_start is not None else None,
         "created_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     })
     return run
 
 
 def list_runs(project: Project) -> list[Run]:
+    """The project's runs, newest first."""
     if not project.runs_dir.is_dir():
         return []
     return [Run(p) for p in sorted(project.runs_dir.iterdir(), reverse=True) if (p / "config.py").is_file()]
@@ -136,35 +276,62 @@ def _pythonpath() -> str:
 
 
 def train_argv(run: Run, resume_from: Optional[Path] = None) -> list[str]:
-    argv = [python_executable(), "-m", "core.xtuner_entry", "train", str(run.config_path),
-            "--work-dir", str(run.work_dir)]
-    if resume_from is not None:
-        argv += ["--resume", str(resume_from)]
-    return argv
+    return launch.train_argv(run.launch_plan(), run.config_path, run.work_dir, resume_from)
 
 
 def gpu_claim_path(project: Project) -> Path:
-    """One claim file per GPU set: one training run at a time on it."""
+    """One claim file per GPU set (this machine's GPUs): one training run at a time on it."""
     locks = Path(project.workspace) / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     return locks / "gpus-default.json"
 
 
 def start_training(project: Project, run: Run, resume_from: Optional[Path] = None) -> Job:
-    if resume_from is not None and not Path(resume_from).is_file():
-        raise FileNotFoundError(f"Checkpoint {resume_from} does not exist.")
+    """Start (or, with ``resume_from``, resume) ``run`` as a detached job.
+
+    Raises ``FileNotFoundError`` / ``ConfigError`` for a missing or incomplete checkpoint and
+    ``jobs.JobBusy`` when another training holds the GPU set; nothing starts then.
+    """
+    if resume_from is not None:
+        resume_from = Path(resume_from)
+        if not resume_from.exists():
+            raise FileNotFoundError(f"Checkpoint {resume_from} does not exist.")
+        if not checkpoint_complete(resume_from):
+            raise ConfigError(f"Checkpoint {resume_from.name} is incomplete (its save was interrupted); "
+                              "resume from an earlier one.")
     step = Step(
         name="resume training" if resume_from else "train",
         argv=train_argv(run, resume_from),
         env=training_env(project),
         cwd=str(REPO_ROOT),
         graceful_stop_s=GRACEFUL_STOP_S,
+        graceful_after_file=str(run.progress_path),
     )
     title = f"Training {project.name}/{run.id}"
+
+    def before_spawn() -> None:
+        # the progress of an earlier attempt would tell the supervisor the loop is ready
+        try:
+            os.unlink(run.progress_path)
+        except FileNotFoundError:
+            pass
+
     return jobs.start_job(run.dir, [step], kind="train", title=title,
                           meta={"project": project.name, "run": run.id,
                                 "resume_from": str(resume_from) if resume_from else None},
-                          exclusive=gpu_claim_path(project))
+                          exclusive=gpu_claim_path(project), before_spawn=before_spawn)
+
+
+def start_new_run(project: Project, device: str, warm_start: Optional[Path] = None,
+                  plan: Optional[LaunchPlan] = None, gpu_count: Optional[int] = None) -> tuple[Run, Job]:
+    """Create a run and start it; when it cannot start (``JobBusy``: another tab was first) the
+    new run directory is removed again, so a lost race leaves nothing behind."""
+    run = new_run(project, device, warm_start=warm_start, plan=plan, gpu_count=gpu_count)
+    try:
+        return run, start_training(project, run)
+    except BaseException:
+        shutil.rmtree(run.dir, ignore_errors=True)
+        raise
 
 
 def active_training(project: Project) -> Optional[Run]:

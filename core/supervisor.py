@@ -3,7 +3,12 @@
 Runs the job's steps one after another, each in its own process group with output appended to
 ``job.log``, records every transition in ``job.json``, and turns a stop request into a clean stop:
 a training step gets ``graceful_stop_s`` to save and exit by itself, then SIGTERM to its whole
-process group (torchrun workers included), then SIGKILL — and the escalation is recorded.
+process group (torchrun workers included), then SIGKILL — and the escalation is recorded. A step
+that is not ready to stop gracefully (``graceful_after_file`` not written yet: the model is still
+loading, nothing to save) is terminated at once.
+
+SIGTERM, SIGINT or SIGHUP to the supervisor itself (a shutdown) is handled like the Stop button:
+it writes the stop request, so training saves a checkpoint before it ends.
 """
 from __future__ import annotations
 
@@ -63,9 +68,12 @@ def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
         except subprocess.TimeoutExpired:
             pass
         now = time.monotonic()
+        if _terminate and not jobs.stop_requested(job_dir):
+            # the supervisor itself is asked to end (shutdown): the step saves and stops as on Stop
+            (job_dir / jobs.STOP_FILE).write_text(str(time.time()), encoding="utf-8")
         if stop_seen_at is None and (_terminate or jobs.stop_requested(job_dir)):
             stop_seen_at = now
-            if step.graceful_stop_s is None:
+            if not _graceful(step):
                 jobs.signal_group(info, signal.SIGTERM)
                 term_sent_at = now
         if stop_seen_at is not None and term_sent_at is None and now - stop_seen_at > (step.graceful_stop_s or 0):
@@ -82,6 +90,13 @@ def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
         jobs.signal_group(info, signal.SIGKILL)
     # a step that honoured the request before this loop noticed it still counts as stopped
     return code, stop_seen_at is not None or jobs.stop_requested(job_dir)
+
+
+def _graceful(step: jobs.Step) -> bool:
+    """Whether the step gets time to stop by itself (training that can save a checkpoint)."""
+    if step.graceful_stop_s is None:
+        return False
+    return step.graceful_after_file is None or os.path.exists(step.graceful_after_file)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -1,4 +1,5 @@
-"""What this machine has: GPUs (nvidia-ml-py, no torch import), CPU, memory, disk (psutil)."""
+"""What this machine has and how busy it is: GPUs (nvidia-ml-py, no torch import), CPU, memory,
+disk (psutil). ``snapshot()`` is the Train page's monitor: cheap enough to call every poll."""
 from __future__ import annotations
 
 import os
@@ -17,6 +18,8 @@ class GPU:
     memory_used: int
     utilization: int | None
     driver: str
+    temperature_c: int | None = None
+    power_w: float | None = None
 
 
 def gpus() -> list[GPU]:
@@ -37,11 +40,11 @@ def gpus() -> list[GPU]:
         for i in range(pynvml.nvmlDeviceGetCount()):
             h = pynvml.nvmlDeviceGetHandleByIndex(i)
             mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            try:
-                util = int(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)
-            except Exception:
-                util = None
-            result.append(GPU(i, _text(pynvml.nvmlDeviceGetName(h)), int(mem.total), int(mem.used), util, driver))
+            util = _try(lambda: int(pynvml.nvmlDeviceGetUtilizationRates(h).gpu))
+            temp = _try(lambda: int(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)))
+            power = _try(lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0)
+            result.append(GPU(i, _text(pynvml.nvmlDeviceGetName(h)), int(mem.total), int(mem.used), util, driver,
+                              temp, power))
         return result
     except Exception:
         return []
@@ -50,6 +53,13 @@ def gpus() -> list[GPU]:
             pynvml.nvmlShutdown()
         except Exception:
             pass
+
+
+def _try(read):
+    try:
+        return read()
+    except Exception:  # a metric this GPU or driver does not report
+        return None
 
 
 def _text(value) -> str:
@@ -76,3 +86,56 @@ def disk_free(path: str | os.PathLike) -> int:
     while not p.exists() and p != p.parent:
         p = p.parent
     return shutil.disk_usage(p).free
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    gpus: list[GPU]
+    cpu_percent: float  # whole machine, since the previous call (0.0 on the first)
+    cpu_count: int
+    load_avg: tuple[float, float, float]
+    memory_total: int
+    memory_used: int
+    disk_total: int
+    disk_free: int
+    process_memory: int | None  # resident memory of the watched process tree (the training job)
+
+
+def snapshot(disk_path: str | os.PathLike, pid: int | None = None) -> Snapshot:
+    """GPUs, CPU, RAM and the disk holding ``disk_path``; with ``pid``, that process tree's memory."""
+    vm = psutil.virtual_memory()
+    p = Path(disk_path).expanduser().resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    du = shutil.disk_usage(p)
+    try:
+        load = tuple(round(x, 2) for x in os.getloadavg())
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    return Snapshot(
+        gpus=gpus(),
+        cpu_percent=psutil.cpu_percent(interval=None),
+        cpu_count=cpu_count(),
+        load_avg=load,
+        memory_total=int(vm.total),
+        memory_used=int(vm.total - vm.available),
+        disk_total=int(du.total),
+        disk_free=int(du.free),
+        process_memory=process_tree_memory(pid) if pid else None,
+    )
+
+
+def process_tree_memory(pid: int) -> int | None:
+    """Resident bytes of ``pid`` and all its descendants (torchrun workers, dataloader workers)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return None
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total

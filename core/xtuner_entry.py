@@ -9,7 +9,12 @@ when training crashed. Running the tool module here gives the real exit code and
 and lets the fixes below run inside the process before the tool:
 
 - ``torch.cpu.is_bf16_supported`` is missing on CPU builds, and xtuner/model/sft.py calls it;
-- torch ≥ 2.6 loads checkpoints ``weights_only`` by default, which breaks ``--resume``.
+- torch ≥ 2.6 loads checkpoints ``weights_only`` by default, which breaks ``--resume``;
+- on a machine without CUDA, mmengine's torchrun setup calls ``torch.cuda.set_device`` before
+  ``init_process_group``: made a no-op there, so several CPU processes train over ``gloo`` (how the
+  multi-process launch path is tested without a GPU). Nothing changes where CUDA is available.
+
+Under ``torchrun`` every worker runs this module, so every rank gets the same fixes.
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ def apply_runtime_fixes() -> None:
 
     if not hasattr(torch.cpu, "is_bf16_supported"):
         torch.cpu.is_bf16_supported = lambda *args, **kwargs: False
+    if "LOCAL_RANK" in os.environ and not torch.cuda.is_available():
+        torch.cuda.set_device = lambda *args, **kwargs: None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,3 +115,112 @@ def test_restart_in_the_same_dir_appends_the_log_and_counts_attempts(tmp_path):
 def test_describe_exit():
     assert jobs.describe_exit(0) == "exit code 0"
     assert jobs.describe_exit(-9) == "killed by SIGKILL"
+
+
+RACER = r"""
+import sys, time
+sys.path.insert(0, {repo!r})
+from core.jobs import JobBusy, Step, start_job
+deadline = {t0!r}
+while time.time() < deadline:
+    pass
+try:
+    start_job({job_dir!r}, [Step(name="s", argv=[sys.executable, "-c", "import time; time.sleep(30)"])],
+              kind="train", exclusive={claim!r})
+    print("STARTED")
+except JobBusy:
+    print("BUSY")
+"""
+
+
+def test_concurrent_starts_from_several_processes_start_exactly_one_job(tmp_path):
+    import subprocess
+
+    from tests.conftest import REPO
+
+    claim = tmp_path / "gpus.json"
+    t0 = time.time() + 2.0  # every racer is up and spinning by then
+    procs = [subprocess.Popen([sys.executable, "-c", RACER.format(repo=str(REPO), t0=t0, job_dir=str(tmp_path / f"j{i}"),
+                                                                  claim=str(claim))],
+                              stdout=subprocess.PIPE, text=True) for i in range(4)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(outs) == ["BUSY", "BUSY", "BUSY", "STARTED"], outs
+    started = [tmp_path / f"j{i}" for i, out in enumerate(outs) if out == "STARTED"]
+    assert [d for d in tmp_path.glob("j*") if (d / jobs.JOB_FILE).exists()] == started
+    request_stop(started[0])
+    assert wait_job(started[0], timeout=15).state == "stopped"
+
+
+def test_concurrent_starts_from_threads_start_exactly_one_job(tmp_path):
+    import threading
+
+    claim = tmp_path / "gpus.json"
+    barrier = threading.Barrier(3)
+    results = {}
+
+    def racer(i):
+        barrier.wait()
+        try:
+            start_job(tmp_path / f"j{i}", [py_step("import time; time.sleep(30)")], kind="train", exclusive=claim)
+            results[i] = "started"
+        except JobBusy:
+            results[i] = "busy"
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert sorted(results.values()) == ["busy", "busy", "started"]
+    winner = next(i for i, r in results.items() if r == "started")
+    request_stop(tmp_path / f"j{winner}")
+    wait_job(tmp_path / f"j{winner}", timeout=15)
+
+
+def test_stop_before_the_ready_file_exists_terminates_at_once(tmp_path):
+    """A training step still loading its model has nothing to save: no graceful wait."""
+    ready = tmp_path / "ready"
+    code = "import time; time.sleep(60)"
+    start_job(tmp_path / "j", [py_step(code, graceful_stop_s=60, graceful_after_file=str(ready))], kind="test")
+    wait_for(lambda: (j := read_job(tmp_path / "j")) and j.child)
+    t0 = time.monotonic()
+    request_stop(tmp_path / "j")
+    job = wait_job(tmp_path / "j", timeout=20)
+    assert job.state == "stopped" and time.monotonic() - t0 < 5 and job.escalation is None
+
+
+def test_stop_after_the_ready_file_exists_is_graceful(tmp_path):
+    code = ("import os, time\n"
+            "open('ready', 'w').close()\n"
+            "while not os.path.exists('stop.request'): time.sleep(0.05)\n"
+            "time.sleep(1); print('checkpoint saved'); raise SystemExit(0)")
+    jd = tmp_path / "j"
+    start_job(jd, [py_step(code, cwd=str(jd), graceful_stop_s=30, graceful_after_file=str(jd / "ready"))], kind="test")
+    wait_for(lambda: (jd / "ready").exists())
+    request_stop(jd)
+    job = wait_job(jd, timeout=20)
+    assert job.state == "stopped" and job.exit_code == 0 and job.escalation is None
+    assert "checkpoint saved" in (jd / jobs.LOG_FILE).read_text()
+
+
+def test_sigterm_to_the_supervisor_is_a_graceful_stop(tmp_path):
+    """A shutdown that signals the supervisor lets training save, as the Stop button does."""
+    code = ("import os, time\n"
+            "while not os.path.exists('stop.request'): time.sleep(0.05)\n"
+            "print('saved on shutdown'); raise SystemExit(0)")
+    jd = tmp_path / "j"
+    start_job(jd, [py_step(code, cwd=str(jd), graceful_stop_s=30)], kind="test")
+    running = wait_for(lambda: (j := read_job(jd)) and j.child and j)
+    os.kill(running.supervisor.pid, signal.SIGTERM)
+    job = wait_job(jd, timeout=20)
+    assert job.state == "stopped" and "saved on shutdown" in (jd / jobs.LOG_FILE).read_text()
+
+
+def test_attempts_are_kept_in_the_history(tmp_path):
+    start_job(tmp_path / "j", [py_step("raise SystemExit(2)")], kind="t", meta={"n": 1})
+    wait_job(tmp_path / "j", timeout=30)
+    start_job(tmp_path / "j", [py_step("print('ok')")], kind="t", meta={"n": 2})
+    job = wait_job(tmp_path / "j", timeout=30)
+    assert job.state == "succeeded" and job.attempt == 2
+    assert [(a["attempt"], a["state"], a["meta"]["n"]) for a in job.history] == [(1, "failed", 1)]
+    assert job.history[0]["duration_s"] > 0

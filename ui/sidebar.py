@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import runs
 from ui import session
+from ui.i18n import t
 
 
 def render() -> None:
@@ -14,8 +15,8 @@ def render() -> None:
         if names:
             options = ["—"] + names
             index = options.index(current) if current in options else 0
-            choice = st.selectbox("Project", options, index=index, key="sidebar_project",
-                                  help="Projects in the workspace. Create new ones on Home.")
+            choice = st.selectbox(t("Project"), options, index=index, key="sidebar_project",
+                                  help=t("Projects in the workspace. Create new ones on Home."))
             if choice != (current or "—"):
                 if choice == "—":
                     session.close_project()
@@ -23,7 +24,7 @@ def render() -> None:
                     session.open_project(choice)
                 st.rerun()
         else:
-            st.caption("No project yet — create one on Home.")
+            st.caption(t("No project yet — create one on Home."))
         project = session.current_project()
         if project is not None:
             _job_badge(project)
@@ -35,17 +36,12 @@ def _job_badge(project) -> None:
         last = next(iter(runs.list_runs(project)), None)
         job = last.job() if last else None
         if job is not None:
-            st.caption(f"Last run {last.id}: **{job.state}**")
+            st.caption(t("Last run {run}: **{state}**", run=last.id, state=t(job.state.capitalize())))
         return
-    job = run.job()
-    progress = None
-    from core.metrics import read_progress
-
-    p = read_progress(run.progress_path)
-    if p and p.get("max_iters"):
-        progress = min(1.0, p.get("iter", 0) / p["max_iters"])
-    label = f"Training {run.id}: {job.state if job else '?'}"
-    if progress is not None:
-        st.progress(progress, text=f"{label} · {progress:.0%}")
+    p = run.progress()
+    if p.get("max_iters") and p.get("phase") == "training":
+        done = min(1.0, (p.get("iter") or 0) / p["max_iters"])
+        st.progress(done, text=t("Training {run} · {pct:.0%}", run=run.id, pct=done))
     else:
-        st.caption(label + " · preparing")
+        st.caption(t("Training {run} · preparing", run=run.id))
+    st.page_link("pages/train.py", label=t("Open Train"), icon=":material/model_training:")

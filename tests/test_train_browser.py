@@ -1,0 +1,184 @@
+"""The Train page in a real browser (Chromium via Playwright) against a real `streamlit run` server,
+with real training: the server is killed and restarted mid-run and the page picks the run up; a
+second tab stops the run and the first resumes it."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from core import jobs, runs
+from core.demo import DEMO_TEMPLATE, demo_hyperparams
+from core.metrics import ScalarsReader
+from core.project import ProjectStore
+from tests.test_browser import CHROMIUM, REPO, free_port, shot
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+class Server:
+    """`streamlit run Home.py` on a fixed port, startable again after a kill."""
+
+    def __init__(self, workspace, port, log_dir):
+        self.workspace, self.port, self.log_dir = workspace, port, log_dir
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.starts += 1
+        env = dict(os.environ, XTUNER_STUDIO_HOME=str(self.workspace), XTUNER_STUDIO_FORCE_CPU="1")
+        log = open(self.log_dir / f"streamlit-{self.starts}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=1).read() == b"ok":
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError("streamlit did not start")
+
+    def kill(self) -> None:
+        """SIGKILL to the server's whole process group: nothing of it survives, and it cleans nothing up."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def server(tmp_path, demo_workspace):
+    demo = ProjectStore(demo_workspace).load("demo")
+    ws = tmp_path / "ws"
+    ProjectStore(ws).create(
+        "demo", method="lora", model_path=demo.model_path, dataset_path=demo.dataset_path,
+        prompt_template=DEMO_TEMPLATE, evaluation_inputs=["Who are you?"],
+        hyperparams=demo_hyperparams().model_copy(update={"max_epochs": 5}))
+    s = Server(ws, free_port(), tmp_path)
+    s.start()
+    yield s
+    s.stop()
+    project = ProjectStore(ws).load("demo")
+    for run in runs.list_runs(project):  # never leave a training behind
+        if run.job() and run.job().active:
+            jobs.request_stop(run.dir)
+            jobs.wait_job(run.dir, timeout=120)
+
+
+def the_run(server):
+    (run,) = runs.list_runs(ProjectStore(server.workspace).load("demo"))
+    return run
+
+
+def iteration_shown(page) -> int:
+    text = page.get_by_text(re.compile(r"^Iteration \d+/\d+")).first.inner_text()
+    return int(re.match(r"Iteration (\d+)/", text).group(1))
+
+
+def wait_iteration_above(page, n, timeout_s=180):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if iteration_shown(page) > n:
+                return
+        except Exception:  # the bar is not there yet, or was just redrawn
+            pass
+        page.wait_for_timeout(500)
+    raise AssertionError(f"the page never showed an iteration above {n}")
+
+
+def assert_one_continuous_curve(run):
+    reader = ScalarsReader(run.work_dir)
+    reader.poll()
+    xs, _ = reader.series("loss")
+    assert xs == list(range(1, run.progress()["max_iters"] + 1))
+
+
+def test_the_page_picks_a_run_up_after_the_server_is_killed_and_restarted(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server.url + "/train?project=demo")
+        page.get_by_role("button", name="Start a new run").click()
+        expect(page.get_by_text(re.compile(r"^Iteration \d+/\d+"))).to_be_visible(timeout=180_000)
+        wait_iteration_above(page, 5)
+        run = the_run(server)
+
+        server.kill()
+        assert run.job().state == "running", "the run does not depend on the server"
+        before = run.progress()["iter"]
+        time.sleep(3)
+        assert run.progress()["iter"] > before, "training went on with no server at all"
+        server.start()
+
+        # the open tab reconnects by itself and goes on live, without a click or a reload
+        wait_iteration_above(page, run.progress()["iter"], timeout_s=90)
+        expect(page.get_by_text(f"run {run.id}", exact=False).first).to_be_visible(timeout=30_000)
+        page.close()  # (two live tabs drawing charts are a lot for a 2-core test machine)
+        # and a tab opened now (a new SSH tunnel, a reload) shows the same run, live
+        other = browser.new_page(viewport={"width": 1400, "height": 1000})
+        other.goto(server.url + "/train?project=demo")
+        expect(other.get_by_text("Running").first).to_be_visible(timeout=60_000)
+        expect(other.get_by_text(f"run {run.id}", exact=False).first).to_be_visible(timeout=30_000)
+        wait_iteration_above(other, iteration_shown(other))
+        shot(other, "train-after-restart")
+        expect(other.get_by_text("Training finished.")).to_be_visible(timeout=300_000)
+        expect(other.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=30_000)
+        browser.close()
+    assert run.job().state == "succeeded" and run.job().attempt == 1
+    assert_one_continuous_curve(run)
+
+
+def test_stop_from_a_second_tab_then_resume_in_the_first(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        first = browser.new_page(viewport={"width": 1400, "height": 1000})
+        first.goto(server.url + "/train?project=demo")
+        first.get_by_role("button", name="Start a new run").click()
+        expect(first.get_by_text(re.compile(r"^Iteration \d+/\d+"))).to_be_visible(timeout=180_000)
+        wait_iteration_above(first, 25)
+        run = the_run(server)
+
+        second = browser.new_page(viewport={"width": 1400, "height": 1000})
+        second.goto(server.url + "/train?project=demo")
+        second.get_by_role("button", name="Stop", exact=True).click()
+        expect(first.get_by_text("Stopped").first).to_be_visible(timeout=120_000)  # the first tab sees it
+        job = run.job()
+        assert job.state == "stopped" and job.escalation is None
+        n = run.progress()["iter"]
+        assert run.latest_checkpoint() == run.work_dir / f"iter_{n}.pth", "a checkpoint at the stop iteration"
+        shot(first, "train-stopped")
+
+        expect(first.get_by_role("combobox", name="Resume from")).to_have_value(f"iter_{n}.pth · latest",
+                                                                                timeout=30_000)
+        first.get_by_role("button", name="Resume", exact=True).click()
+        expect(first.get_by_text("Training finished.")).to_be_visible(timeout=300_000)
+        shot(first, "train-resumed")
+        browser.close()
+    job = run.job()
+    assert job.state == "succeeded" and job.attempt == 2
+    assert_one_continuous_curve(run)
