@@ -63,6 +63,7 @@ T_TOP_LEVEL = ("The file is one JSON {kind}, not a list of records. Expected a J
                "record per line (JSONL).")
 T_TOO_LARGE = "A single record larger than {mb} MB starts at line {line}: split the file or check its format."
 T_PARQUET = "Cannot read this Parquet file: {error}"
+MESSAGES = [v for k, v in dict(globals()).items() if k.startswith("T_") and isinstance(v, str)]
 
 
 def sniff(path: str | Path) -> str:
