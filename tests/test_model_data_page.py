@@ -129,6 +129,18 @@ def test_a_model_needing_its_own_code_is_used_only_after_opt_in(ws, tmp_path):
     assert p.model_path == str(model) and p.trust_remote_code
 
 
+def test_a_matched_template_replaces_the_previous_one(ws, tmp_path):
+    from tests.test_models import LLAMA3, make_model
+
+    model = make_model(tmp_path / "llama", chat_template=LLAMA3, bos="<|begin_of_text|>", eos="<|eot_id|>")
+    at = page(ws)
+    at.text_input(key="md_model_path").set_value(str(model)).run()
+    at.button(key="check_model").click().run()
+    at.button(key="md_use_model").click().run()
+    at.run()
+    assert project(ws).prompt_template == "llama3_chat"
+
+
 def test_a_broken_model_folder_changes_nothing(ws, tmp_path):
     at = page(ws)
     at.text_input(key="md_model_path").set_value(str(tmp_path)).run()
@@ -221,4 +233,5 @@ def test_download_from_the_catalog_then_check_and_use(ws, tmp_path, monkeypatch,
     at.button(key="md_use_model").click().run()
     p = project(ws)
     assert p.model_path == str(hub.download_dir(cache, "model", "studio-tiny")) and p.prompt_template == "qwen_chat"
+    assert at.button(key="delete-done-model-studio-tiny").disabled, "the model in use cannot be deleted"
 

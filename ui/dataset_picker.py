@@ -34,7 +34,7 @@ def catalog_tab(project) -> None:
     st.caption(" · ".join(f"{SOURCE_LABELS[s]}: `{r}`" for s, r in entry.sources.items())
                + (f"  \n{t(entry.note)}" if entry.note else ""))
     dest = downloads.panel(project.download_cache, "dataset", entry.id, entry.sources, project.download_sources,
-                           int(entry.size_mb * 1e6), project.hub_endpoints, entry.name)
+                           int(entry.size_mb * 1e6), project.hub_endpoints, entry.name, project.dataset_path or "")
     if dest is not None:
         files = datasets.data_files(dest)
         if not files:

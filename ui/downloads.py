@@ -53,12 +53,18 @@ def error_text(err: dict) -> str:
 
 
 def panel(cache: str, kind: str, name: str, sources: dict[str, str], order: list[str], size_bytes: int,
-          endpoints: dict[str, str], title: str) -> Optional[Path]:
-    """Draw the panel; returns the finished download's folder, else None."""
+          endpoints: dict[str, str], title: str, in_use: str = "") -> Optional[Path]:
+    """Draw the panel; returns the finished download's folder, else None. ``in_use``: a path the project
+    uses (a download holding it cannot be deleted here)."""
     s = hub.status(cache, kind, name)
     key = f"{kind}-{name}"
     if s.complete and not s.active:
         st.success(t("Downloaded to {path}", path=str(s.dest)), icon=":material/download_done:")
+        used = bool(in_use) and (Path(in_use) == s.dest or s.dest in Path(in_use).parents)
+        if st.button(t("Delete this download"), key=f"delete-done-{key}", icon=":material/delete:", disabled=used,
+                     help=t("The project uses it: choose another one first.") if used else None):
+            hub.delete_download(cache, kind, name)
+            st.rerun()
         return s.dest
     if s.active:
         _live(cache, kind, name)

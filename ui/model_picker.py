@@ -57,7 +57,7 @@ def catalog_tab(project):
         st.caption(t(":orange[Gated]: accept the licence on the model's page and start the app with your token "
                      "(HF_TOKEN) in the environment."))
     dest = downloads.panel(project.download_cache, "model", entry.id, entry.sources, project.download_sources,
-                           int(entry.size_gb * 1e9), project.hub_endpoints, entry.name)
+                           int(entry.size_gb * 1e9), project.hub_endpoints, entry.name, project.model_path or "")
     if dest is not None:
         if st.button(t("Check and use this model"), key="md_use_catalog_model", type="primary"):
             st.session_state["md_model_report"] = models.inspect_model(dest)
@@ -139,7 +139,7 @@ def template_select(project):
     names = template_names()
     current = project.prompt_template if project.prompt_template in names else None
     template = st.selectbox(t("Prompt template"), names, index=names.index(current) if current else None,
-                            placeholder=t("Choose the model's chat template"), key="md_template",
+                            placeholder=t("Choose the model's chat template"),
                             help=t("How a conversation is turned into text for this model family "
                                    "(XTuner's PROMPT_TEMPLATE)."))
     if template and template != project.prompt_template:
