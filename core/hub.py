@@ -373,7 +373,8 @@ class Progress:
             self.data.update(bytes_done=done, rate_bps=rate, eta_s=eta)
             self._write()
 
-    def watch(self, files: list[RemoteFile]) -> None:
+    def watch(self, files: Optional[list[RemoteFile]]) -> None:
+        """Measure in the background; ``files`` None: no listing (count every file of the folder)."""
         self.files = files
         self.samples = []
         if self._thread is None:
@@ -442,10 +443,13 @@ def _attempt(p: Progress, source: str, repo: str, kind: str, dest: Path, cache_r
     p.set(state="listing", source=source, repo=repo, bytes_done=0, bytes_total=None, files_total=None,
           rate_bps=0.0, eta_s=None)
     print(f"[studio] {source}: listing {repo} ({endpoint or 'default endpoint'}, revision {rev})", flush=True)
-    if source == "openxlab":
+    if source == "openxlab":  # no listing: progress against the catalog's size
         p.set(state="downloading", bytes_total=size_hint or None)
-        p.watch([])
+        p.watch(None)
         _fetch_openxlab(repo, kind, dest)
+        files = sum(1 for f in dest.rglob("*") if f.is_file())
+        atomic_write_json(dest / MARKER, {"source": source, "repo": repo, "files": files,
+                                          "bytes": _present_bytes(dest), "finished_at": time.time()})
         return
     files = list_files(source, repo, kind, rev, endpoint)
     total = sum(f.size for f in files)

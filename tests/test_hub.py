@@ -196,3 +196,25 @@ def test_delete_removes_only_that_download(tmp_path):
     assert not a.exists() and (b / "w.bin").exists()
     with pytest.raises(ValueError):
         hub.download_dir(tmp_path, "model", "../b")
+
+
+def test_client_errors_are_classified():
+    import errno
+
+    import requests
+
+    disk = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        try:
+            raise disk
+        except OSError as inner:
+            raise RuntimeError("write failed") from inner
+    except RuntimeError as outer:
+        assert hub.classify(outer, "huggingface", "a/b", "x").code == "disk_full"
+    refused = requests.ConnectionError("Connection refused")
+    assert hub.classify(refused, "modelscope", "a/b", "http://x").code == "network"
+    resp = requests.Response()
+    resp.status_code = 403
+    assert hub.classify(requests.HTTPError("403", response=resp), "huggingface", "a/b", "x").code == "auth"
+    other = hub.classify(ValueError("boom"), "huggingface", "a/b", "x")
+    assert other.code == "other" and "boom" in str(other)
