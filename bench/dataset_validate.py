@@ -9,6 +9,8 @@ through ``datasets.load_dataset('json')`` (every record parsed into Arrow), then
 sample of 10 records: it is XTuner's only whole-file path that reads a custom dataset without
 training. Ours: ``core.datasets.validate`` (every record checked, duplicates found).
 
+The default file holds chat-like records (~2.5 KB: system prompt on half, 1-3 turns); ``--short``
+makes one-turn ~300-byte records, where per-record work weighs more (a lower ratio).
 Both are timed as whole commands (interpreter start and imports included), as a user runs them.
 Our peak memory (ru_maxrss of the process) is measured on the file and on one twice its size, to
 show it does not grow with the file. The last line is ``ratio=<xtuner seconds / our seconds>``.
@@ -39,16 +41,20 @@ def _text(rng: random.Random, lo: int, hi: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)) + f" #{rng.getrandbits(32):x}"
 
 
-def generate(path: Path, target_bytes: int, seed: int = 0) -> int:
-    """Write realistic OpenAI-messages JSONL (system prompt on half, 1-3 turns) of about ``target_bytes``."""
+def generate(path: Path, target_bytes: int, seed: int = 0, short: bool = False) -> int:
+    """Write OpenAI-messages JSONL of about ``target_bytes``: chat-like records (system prompt on half,
+    1-3 turns, ~2.5 KB) or, with ``short``, one-turn Alpaca-sized records (~300 bytes)."""
     rng = random.Random(seed)
     written = records = 0
     with open(path, "w", encoding="utf-8") as f:
         while written < target_bytes:
             msgs = []
-            if rng.random() < 0.5:
+            if short:
+                msgs = [{"role": "user", "content": _text(rng, 3, 20)},
+                        {"role": "assistant", "content": _text(rng, 5, 40)}]
+            elif rng.random() < 0.5:
                 msgs.append({"role": "system", "content": _text(rng, 5, 30)})
-            for _ in range(rng.randint(1, 3)):
+            for _ in range(0 if short else rng.randint(1, 3)):
                 msgs.append({"role": "user", "content": _text(rng, 5, 80)})
                 msgs.append({"role": "assistant", "content": _text(rng, 10, 250)})
             line = json.dumps({"messages": msgs}, ensure_ascii=False) + "\n"
@@ -105,19 +111,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=100, help="size of the generated file in MB (>= 100 for the figure)")
     parser.add_argument("--keep", help="work in this directory and keep it")
+    parser.add_argument("--short", action="store_true", help="one-turn ~300-byte records instead of chat-sized ones")
     args = parser.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-validate-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         small, big = work / "data.jsonl", work / "data_x2.jsonl"
-        n = generate(small, args.mb * 1_000_000)
+        n = generate(small, args.mb * 1_000_000, short=args.short)
         print(f"file: {small.stat().st_size / 1e6:.1f} MB, {n} records (OpenAI messages JSONL)")
         xt = run_xtuner(small, work)
         print(f"xtuner check-custom-dataset: {xt['wall_s']:.2f} s")
         ours = run_ours(small)
         print(f"ours (core.datasets.validate): {ours['wall_s']:.2f} s (in-process {ours['inner_s']:.2f} s), "
               f"{ours['records']} records, {ours['errors']} errors, peak memory {ours['maxrss_mb']:.0f} MB")
-        n2 = generate(big, 2 * args.mb * 1_000_000, seed=1)
+        n2 = generate(big, 2 * args.mb * 1_000_000, seed=1, short=args.short)
         ours2 = run_ours(big)
         print(f"ours on {big.stat().st_size / 1e6:.1f} MB ({n2} records): {ours2['wall_s']:.2f} s, "
               f"peak memory {ours2['maxrss_mb']:.0f} MB")

@@ -103,6 +103,7 @@ def iter_records(path: str | Path, container: str | None = None) -> Iterator[tup
 
 
 def _iter_jsonl(path) -> Iterator[tuple[int, Item]]:
+    decode = _DECODER.decode
     with open(path, "rb") as f:
         size_hint = Path(path).stat().st_size
         lineno = 0
@@ -115,7 +116,7 @@ def _iter_jsonl(path) -> Iterator[tuple[int, Item]]:
             if lineno == 1 and raw.strip() == b"{":
                 raise ReadError("pretty", T_PRETTY, 1)
             try:
-                yield lineno, json.loads(raw)
+                yield lineno, decode(raw.decode("utf-8"))
             except UnicodeDecodeError as e:
                 yield lineno, BadRecord("bad_encoding", T_NOT_UTF8, {"byte": e.start + 1})
             except json.JSONDecodeError as e:

@@ -142,45 +142,46 @@ def _type(v) -> str:
 
 
 # --- per-format checks: a record → its turns (None when it has errors) --------------------------
+def _where(name: str, offset: int, j: int) -> str:
+    return f"{name}[{j - offset}]" if j >= offset else "system"
+
+
 def _messages_to_turns(msgs: list, line, r: DatasetReport, name: str, offset: int = 0) -> list[Turn]:
     """XTuner's openai_map_fn over checked ``(role, content, with_loss)`` triples, with its warnings.
 
     ``offset``: triples before the file's own list (ShareGPT's top-level ``system``)."""
-    def where(j: int) -> str:
-        return f"{name}[{j - offset}]" if j >= offset else "system"
-
     n = len(msgs)
     start = 0
     while start < n and msgs[start][0] == "assistant":
         start += 1
     if start:
-        r.warn("leading_assistant", W_LEADING_ASSISTANT, line, where(0))
+        r.warn("leading_assistant", W_LEADING_ASSISTANT, line, _where(name, offset, 0))
     turns: list[Turn] = []
     system = inp = ""
     prev = None
     seen_turn = False
     for j in range(start, n):
         role, content, loss = msgs[j]
-        if not content.strip():
-            r.warn("empty_content", W_EMPTY, line, where(j))
-        if role == "system":
-            if seen_turn:
-                r.warn("system_middle", W_SYSTEM_MIDDLE, line, where(j))
-            system = content
-        elif role == "user":
+        if not content or content.isspace():
+            r.warn("empty_content", W_EMPTY, line, _where(name, offset, j))
+        if role == "user":
             if prev == "user":
-                r.warn("consecutive_user", W_CONSECUTIVE_USER, line, where(j))
+                r.warn("consecutive_user", W_CONSECUTIVE_USER, line, _where(name, offset, j))
             inp += content
             seen_turn = True
-        else:
+        elif role == "assistant":
             if prev == "assistant":
-                r.warn("consecutive_assistant", W_CONSECUTIVE_ASSISTANT, line, where(j))
+                r.warn("consecutive_assistant", W_CONSECUTIVE_ASSISTANT, line, _where(name, offset, j))
             turns.append((system, inp, content, loss))
             system = inp = ""
             seen_turn = True
+        else:
+            if seen_turn:
+                r.warn("system_middle", W_SYSTEM_MIDDLE, line, _where(name, offset, j))
+            system = content
         prev = role
     if prev == "user" and turns:
-        r.warn("trailing_user", W_TRAILING_USER, line, where(n - 1))
+        r.warn("trailing_user", W_TRAILING_USER, line, _where(name, offset, n - 1))
     if not turns:
         r.warn("no_assistant", W_NO_ASSISTANT, line, name)
     return turns
