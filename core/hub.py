@@ -167,7 +167,8 @@ def cancel_download(cache: str | os.PathLike, kind: str, name: str, wait_s: floa
             jobs.wait_job(jdir, timeout=wait_s)
         except TimeoutError:
             pass
-    return remove_partials(download_dir(cache, kind, name))
+    removed_by_process = int(read_progress(jdir).get("partials_removed") or 0)
+    return removed_by_process + remove_partials(download_dir(cache, kind, name))
 
 
 def remove_partials(dest: str | os.PathLike) -> int:
