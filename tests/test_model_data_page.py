@@ -20,6 +20,8 @@ def ws(tmp_path, demo_workspace, monkeypatch):
     """A fresh copy of the demo workspace (each test changes its project)."""
     target = tmp_path / "ws"
     shutil.copytree(demo_workspace, target)
+    store = ProjectStore(target)
+    store.save(store.load("demo").model_copy(update={"download_cache": str(target / "downloads")}))
     monkeypatch.setenv("XTUNER_STUDIO_HOME", str(target))
     return target
 
