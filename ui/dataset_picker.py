@@ -22,7 +22,8 @@ FORMAT_HELP = ('OpenAI `{"messages": [{"role": "user", "content": …}, {"role":
 
 def check(path: Path) -> None:
     """Validate a file and keep the report for the page."""
-    st.session_state["md_data_report"] = datasets.validate(path)
+    with st.spinner(t("Checking every record of {name}…", name=path.name)):
+        st.session_state["md_data_report"] = datasets.validate(path)
 
 
 def catalog_tab(project) -> None:
@@ -204,7 +205,8 @@ def show_report(project):
         path = report.path
         if convert:
             out = _free_name(project.data_dir / datasets.converted_name(report.path))
-            res = datasets.convert(report.path, out, drop_duplicates=drop_dups, drop_untrainable=drop_empty)
+            with st.spinner(t("Converting {name}…", name=report.path.name)):
+                res = datasets.convert(report.path, out, drop_duplicates=drop_dups, drop_untrainable=drop_empty)
             if res.out_path is None:
                 st.session_state["md_data_report"] = res.report
                 st.rerun()
