@@ -67,7 +67,10 @@ class Project(BaseModel):
     method: Method = "qlora"
     model_path: Optional[str] = None
     prompt_template: Optional[str] = None
+    trust_remote_code: bool = False  # the user opted in to run the model's own code
     dataset_path: Optional[str] = None
+    download_sources: list[str] = Field(default_factory=lambda: ["huggingface", "modelscope", "openxlab"])
+    hub_endpoints: dict[str, str] = Field(default_factory=dict)  # e.g. a Hugging Face mirror
     hyperparams: Hyperparams = Field(default_factory=Hyperparams)
     evaluation_inputs: list[str] = Field(default_factory=lambda: ["Who are you?"])
     system_prompt: str = ""

@@ -2,12 +2,32 @@
 # Make (or update) the project's virtual environment. Idempotent: does nothing when the
 # environment already matches requirements*.txt and this script.
 #   scripts/ensure_env.sh          the app's environment
-#   scripts/ensure_env.sh --dev    plus the test tools and Debian's Chromium for the browser test
+#   scripts/ensure_env.sh --dev    plus the test tools, Debian's Chromium for the browser test and
+#                                  .venv-hub (olah, a local Hugging Face mirror for the download tests)
+#   scripts/ensure_env.sh --openxlab  .venv-openxlab: the OpenXLab download client, kept apart because
+#                                  it pins old requests/urllib3/tqdm and downgrades setuptools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A separate environment for one pinned tool: make_side_venv DIR REQUIREMENT CHECK_FILE
+make_side_venv() {
+  local dir=$1 want=$2 check=$3
+  if [ -x "$dir/$check" ] && [ "$(cat "$dir/.studio-stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  local py
+  py=$(pick_python)
+  echo "== preparing $dir ($want)"
+  rm -rf "$dir"
+  "$py" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check "$want"
+  echo "$want" > "$dir/.studio-stamp"
+}
+
 DEV=0
 [ "${1:-}" = "--dev" ] && DEV=1
+OPENXLAB=0
+[ "${1:-}" = "--openxlab" ] && OPENXLAB=1
 VENV=${XTUNER_STUDIO_VENV:-.venv}
 
 pick_python() {
@@ -27,6 +47,11 @@ stamp_of() {
   [ "$DEV" = 1 ] && files+=(requirements-dev.txt)
   cat "${files[@]}" | sha256sum | cut -d' ' -f1
 }
+
+if [ "$OPENXLAB" = 1 ]; then
+  make_side_venv "${XTUNER_STUDIO_OPENXLAB_VENV:-.venv-openxlab}" "openxlab==0.1.3" bin/python
+  exit 0
+fi
 
 want=$(stamp_of)
 stamp_file="$VENV/.studio-stamp-$DEV"
@@ -52,6 +77,11 @@ else
   fi
   echo "$want" > "$stamp_file"
   echo "== environment ready in $(( $(date +%s) - start ))s"
+fi
+
+if [ "$DEV" = 1 ]; then
+  # olah wants a newer huggingface_hub than transformers 4.48 allows: its own environment
+  make_side_venv "${XTUNER_STUDIO_HUB_VENV:-.venv-hub}" "olah==0.5.4" bin/olah-cli
 fi
 
 if [ "$DEV" = 1 ] && ! command -v chromium >/dev/null 2>&1; then

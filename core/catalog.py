@@ -1,0 +1,141 @@
+"""The curated catalog: base chat models and classic datasets, with their hub ids per source.
+
+Kept as data in ``data/catalog.json``. A JSON file of the same shape named by
+``XTUNER_STUDIO_CATALOG`` (e.g. an organisation's internal mirrors) is merged in: its entries are
+added, or replace the built-in entry with the same id.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field, field_validator
+
+from core.templates import PROMPT_TEMPLATES
+
+SOURCES = ("huggingface", "modelscope", "openxlab")
+SOURCE_LABELS = {"huggingface": "Hugging Face", "modelscope": "ModelScope", "openxlab": "OpenXLab"}
+DATASET_FORMATS = ("openai", "xtuner", "alpaca", "sharegpt", "oasst1")
+_BUILTIN = Path(__file__).parent / "data" / "catalog.json"
+_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+
+
+def _check_id(v: str) -> str:
+    if not _ID_RE.match(v):
+        raise ValueError(f"id {v!r}: use lower-case letters, digits, '-', '_', '.'")
+    return v
+
+
+def _check_sources(v: dict[str, str]) -> dict[str, str]:
+    for source, repo in v.items():
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r} (known: {', '.join(SOURCES)})")
+        if not _REPO_RE.match(repo) or ".." in repo:
+            raise ValueError(f"{source} repo id {repo!r} is not of the form owner/name")
+    if not v:
+        raise ValueError("an entry needs at least one source")
+    return v
+
+
+class ModelEntry(BaseModel):
+    id: str
+    name: str
+    family: str
+    params_b: float = Field(gt=0, description="parameters, billions")
+    size_gb: float = Field(gt=0, description="download size, GB (approximate)")
+    template: str
+    sources: dict[str, str]
+    gated: bool = False
+    remote_code: bool = False
+    context: Optional[int] = None
+    note: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_sources(v)
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        if v not in PROMPT_TEMPLATES:
+            raise ValueError(f"unknown XTuner prompt template {v!r}")
+        return v
+
+
+class DatasetEntry(BaseModel):
+    id: str
+    name: str
+    format: Literal["openai", "xtuner", "alpaca", "sharegpt", "oasst1"]
+    records: int = Field(gt=0)
+    size_mb: float = Field(gt=0)
+    language: str
+    sources: dict[str, str]
+    note: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_sources(v)
+
+
+class Catalog(BaseModel):
+    models: list[ModelEntry]
+    datasets: list[DatasetEntry]
+
+
+def _merge(base: list, extra: list) -> list:
+    by_id = {e.id: e for e in base}
+    by_id.update({e.id: e for e in extra})
+    return list(by_id.values())
+
+
+@functools.cache
+def _load(extra_path: Optional[str]) -> Catalog:
+    cat = Catalog.model_validate_json(_BUILTIN.read_text(encoding="utf-8"))
+    if extra_path:
+        data = json.loads(Path(extra_path).read_text(encoding="utf-8"))
+        extra = Catalog(models=data.get("models", []), datasets=data.get("datasets", []))
+        cat = Catalog(models=_merge(cat.models, extra.models), datasets=_merge(cat.datasets, extra.datasets))
+    return cat
+
+
+def catalog() -> Catalog:
+    return _load(os.environ.get("XTUNER_STUDIO_CATALOG") or None)
+
+
+def models() -> list[ModelEntry]:
+    return catalog().models
+
+
+def datasets() -> list[DatasetEntry]:
+    return catalog().datasets
+
+
+def get_model(entry_id: str) -> ModelEntry:
+    for e in models():
+        if e.id == entry_id:
+            return e
+    raise KeyError(f"No model {entry_id!r} in the catalog.")
+
+
+def get_dataset(entry_id: str) -> DatasetEntry:
+    for e in datasets():
+        if e.id == entry_id:
+            return e
+    raise KeyError(f"No dataset {entry_id!r} in the catalog.")

@@ -1,0 +1,112 @@
+"""Model & Data in a real browser (Debian's Chromium + Playwright): a catalog model downloaded from a
+local Hugging Face mirror with a live progress bar, cancelled half-way, resumed, checked and used."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from core.project import ProjectStore
+from tests.hubservers import OlahHub, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts" / "screenshots"
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture
+def setup(tmp_path, demo_workspace):
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_workspace, ws)
+    store = ProjectStore(ws)
+    store.save(store.load("demo").model_copy(update={"download_cache": str(ws / "downloads")}))
+    src = tmp_path / "big-chat"
+    shutil.copytree(ws / "projects" / "demo" / "model", src)
+    save_file({"extra.weight": np.random.rand(5 * 1024 * 1024).astype(np.float32)}, str(src / "extra.safetensors"))
+    hub = OlahHub(tmp_path / "olah", rate=2e6)  # 20 MB at 2 MB/s: ~10 s to watch and cancel
+    hub.add_repo("model", "studio/big-chat", src)
+    hub.start()
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"models": [{
+        "id": "studio-big", "name": "Studio big (local mirror)", "family": "Qwen 2.5", "params_b": 0.01,
+        "size_gb": 0.021, "template": "qwen_chat", "sources": {"huggingface": "studio/big-chat"}}]}))
+    port = free_port()
+    env = dict(os.environ, XTUNER_STUDIO_HOME=str(ws), XTUNER_STUDIO_FORCE_CPU="1", XTUNER_STUDIO_CATALOG=str(catalog))
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    yield url, ws, hub
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    hub.stop()
+
+
+def test_download_progress_cancel_resume_and_use_in_the_browser(setup):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, ws, hub = setup
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(url + "/model_data?project=demo")
+        settings = page.get_by_text("Download settings: source order and mirrors")
+        expect(settings).to_be_visible(timeout=60_000)
+        settings.click()
+        page.get_by_label("Hugging Face endpoint (a mirror such as https://hf-mirror.com)").fill(hub.url)
+        page.keyboard.press("Enter")
+        page.get_by_role("button", name="Save the download settings").click()
+        expect(page.get_by_role("button", name="Save the download settings")).to_have_count(0, timeout=30_000)
+
+        page.get_by_role("combobox", name="Model").click()
+        page.keyboard.type("Studio big")
+        page.keyboard.press("Enter")
+        start = page.locator("[class*=st-key-start-model-studio-big] button")
+        expect(start).to_be_visible(timeout=30_000)
+        start.click()
+
+        bar = page.get_by_test_id("stProgress")
+        expect(bar).to_contain_text(" of 20.6 MB", timeout=30_000)
+        expect(bar).to_contain_text("/s", timeout=10_000)
+        expect(bar).to_contain_text("left", timeout=10_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "model-data-download.png"))
+
+        page.locator("[class*=st-key-cancel-model-studio-big] button").click()
+        expect(page.get_by_text("Cancelled. Resume downloads only what is missing.")).to_be_visible(timeout=30_000)
+        dest = ws / "downloads" / "models" / "studio-big"
+        assert not list(dest.rglob("*.incomplete"))
+
+        page.locator("[class*=st-key-start-model-studio-big] button").click()
+        expect(page.get_by_text("Downloaded to")).to_be_visible(timeout=90_000)
+        page.get_by_role("button", name="Check and use this model").click()
+        expect(page.get_by_text("XTuner prompt template: qwen_chat")).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Use this model", exact=True).click()
+        expect(page.get_by_text(f"In use: {dest}")).to_be_visible(timeout=30_000)
+        browser.close()
+    project = ProjectStore(ws).load("demo")
+    assert project.model_path == str(dest) and project.prompt_template == "qwen_chat"

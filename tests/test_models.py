@@ -1,0 +1,138 @@
+"""core.models: a model folder checked without loading it; template matched and cross-checked."""
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from core import chatrender
+from core.models import inspect_model, safetensors_header
+
+LLAMA3 = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+          "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+          "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+          "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+          "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+GEMMA = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+         "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+         "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+         "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+         "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+         "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}")
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+          "'<|im_end|>' + '\n'}}{% endfor %}")
+
+
+def make_model(path, model_type="llama", arch="LlamaForCausalLM", chat_template=None, tok_class="PreTrainedTokenizerFast",
+               bos="<s>", eos="</s>", weights=True, **config):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"model_type": model_type, "architectures": [arch],
+                                                  "torch_dtype": "bfloat16", "hidden_size": 8,
+                                                  "num_hidden_layers": 2, **config}))
+    tok = {"tokenizer_class": tok_class, "bos_token": bos, "eos_token": {"content": eos}}
+    if chat_template:
+        tok["chat_template"] = chat_template
+    (path / "tokenizer_config.json").write_text(json.dumps(tok))
+    (path / "tokenizer.json").write_text("{}")
+    if weights:
+        save_file({"embed.weight": np.zeros((10, 8), dtype=np.float16), "lm.weight": np.zeros((8, 3), dtype=np.float16)},
+                  str(path / "model.safetensors"))
+    return path
+
+
+def test_the_demo_model_is_checked_and_its_template_matches_exactly(demo_workspace):
+    r = inspect_model(demo_workspace / "projects" / "demo" / "model")
+    assert r.ok and not r.warnings, [str(w) for w in r.warnings]
+    assert (r.architecture, r.template, r.template_source) == ("Qwen2ForCausalLM", "qwen_chat", "model type")
+    assert r.params_source == "safetensors headers" and 100_000 < r.params < 300_000
+    assert r.dtype == "float32" and r.check.similarity == 1.0 and r.check.differences == []
+    assert not r.needs_remote_code
+
+
+def test_params_and_dtype_come_from_safetensors_headers_without_loading(tmp_path):
+    r = inspect_model(make_model(tmp_path / "m", chat_template=LLAMA3, bos="<|begin_of_text|>", eos="<|eot_id|>"))
+    assert r.ok and r.params == 10 * 8 + 8 * 3 and r.dtype == "float16"
+    assert (r.template, r.check.similarity) == ("llama3_chat", 1.0)
+    assert r.size_bytes > 0 and r.weight_files == ["model.safetensors"]
+
+
+def test_a_llama_without_the_llama3_template_is_not_matched_blindly(tmp_path):
+    r = inspect_model(make_model(tmp_path / "m"))
+    assert r.template is None and any("No XTuner prompt template" in str(w) for w in r.warnings)
+
+
+def test_differences_between_xtuner_and_the_models_template_are_shown(tmp_path):
+    r = inspect_model(make_model(tmp_path / "g", model_type="gemma", arch="GemmaForCausalLM", chat_template=GEMMA,
+                                 tok_class="GemmaTokenizer", bos="<bos>", eos="<eos>"))
+    assert r.template == "gemma" and r.check.similarity < 1.0
+    inserted = "".join(a for op, a, b in r.check.differences)
+    assert "<eos>" in inserted and "<bos>" in inserted  # XTuner adds EOS + BOS per turn; Gemma's template does not
+    assert any("renders the sample conversation differently" in str(w) for w in r.warnings) or r.check.similarity >= 0.9
+
+
+def test_an_unknown_model_type_is_matched_by_rendering_its_chat_template(tmp_path):
+    r = inspect_model(make_model(tmp_path / "x", model_type="mychat", arch="MyChatForCausalLM", chat_template=CHATML,
+                                 tok_class="Qwen2Tokenizer"))
+    assert r.template in ("qwen_chat", "internlm2_chat", "minicpm3") and r.template_source == "chat template"
+    assert r.check.similarity == 1.0
+
+
+def test_remote_code_is_reported_never_run(tmp_path):
+    m = make_model(tmp_path / "rc", model_type="internlm2", arch="InternLM2ForCausalLM",
+                   auto_map={"AutoModelForCausalLM": "modeling_internlm2.InternLM2ForCausalLM"})
+    (m / "modeling_internlm2.py").write_text("raise SystemExit('must never run')\n")
+    r = inspect_model(m)
+    assert r.ok and r.needs_remote_code and r.remote_code_files == ["modeling_internlm2.py"]
+    assert r.template == "internlm2_chat"
+    assert any("trust_remote_code" in str(w) for w in r.warnings)
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("no_config", "no config.json"),
+    ("bad_config", "not valid JSON"),
+    ("no_weights", "No weights"),
+    ("truncated", "damaged or truncated"),
+    ("missing_shard", "download is incomplete"),
+    ("not_a_dir", "is not a folder"),
+])
+def test_a_broken_model_folder_gets_a_precise_error(tmp_path, damage, words):
+    m = make_model(tmp_path / "m", chat_template=LLAMA3)
+    if damage == "no_config":
+        (m / "config.json").unlink()
+    elif damage == "bad_config":
+        (m / "config.json").write_text("{")
+    elif damage == "no_weights":
+        (m / "model.safetensors").unlink()
+    elif damage == "truncated":
+        data = (m / "model.safetensors").read_bytes()
+        (m / "model.safetensors").write_bytes(data[:-20])
+    elif damage == "missing_shard":
+        (m / "model.safetensors.index.json").write_text(json.dumps(
+            {"weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    elif damage == "not_a_dir":
+        m = m / "config.json"
+    r = inspect_model(m)
+    assert not r.ok and any(words in str(e) for e in r.errors), [str(e) for e in r.errors]
+
+
+def test_warnings_for_quantized_weights_partial_files_and_missing_bos(tmp_path):
+    m = make_model(tmp_path / "q", bos=None, quantization_config={"quant_method": "gptq"}, chat_template=LLAMA3)
+    (m / "x.incomplete").write_bytes(b"1")
+    text = " ".join(str(w) for w in inspect_model(m).warnings)
+    assert "already quantized (gptq)" in text and "Partial download" in text and "no bos_token" in text
+
+
+def test_safetensors_header_is_read_without_the_data(tmp_path):
+    make_model(tmp_path / "m")
+    h = safetensors_header(tmp_path / "m" / "model.safetensors")
+    assert h["embed.weight"]["shape"] == [10, 8] and h["embed.weight"]["dtype"] == "F16"
+
+
+def test_xtuner_segments_mark_what_is_trained():
+    turns = [("Be brief.", "Who?", "Ada.", True), ("", "More?", "No.", False)]
+    segs = chatrender.xtuner_segments(turns, "llama3_chat", bos="<|begin_of_text|>", eos="<|eot_id|>")
+    trained = "".join(s.text for s in segs if s.trained)
+    assert trained == "Ada.<|eot_id|>"  # the second answer has output_with_loss false
+    assert segs[0].kind == "bos" and sum(s.kind == "bos" for s in segs) == 1  # SUFFIX_AS_EOS: no BOS before turn 2
+    g = chatrender.xtuner_segments(turns[:1], "gemma", bos="<bos>", eos="<eos>")
+    assert [s.kind for s in g] == ["bos", "prompt", "output", "eos", "sep"]
