@@ -72,6 +72,7 @@ class Project(BaseModel):
     evaluation_inputs: list[str] = Field(default_factory=lambda: ["Who are you?"])
     system_prompt: str = ""
     num_gpus: int = Field(1, ge=0, le=1024)
+    num_nodes: int = Field(1, ge=1, le=1024)
     deepspeed: Optional[str] = None
     is_demo: bool = False
     created_at: str = Field(default_factory=lambda: _now())
