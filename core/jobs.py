@@ -165,6 +165,7 @@ def start_job(
     title: str = "",
     meta: dict | None = None,
     exclusive: str | os.PathLike | None = None,
+    secret_env: dict[str, str] | None = None,
 ) -> Job:
     """Start a detached job in ``job_dir`` (created if needed; a finished job there is replaced,
     its log kept and appended to, so a resumed run reads as one story).
@@ -172,6 +173,9 @@ def start_job(
     ``exclusive``: path of a claim file (e.g. one per GPU set). Under a file lock, if the claim
     names a job that is still active, ``JobBusy`` is raised and nothing starts: two browser tabs
     pressing Start together start exactly one job.
+
+    ``secret_env``: variables (a hub token) given to the supervisor's environment only — the steps
+    inherit them — and never written to ``job.json``, an argv or the log.
     """
     job_dir = Path(job_dir).resolve()
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -213,6 +217,7 @@ def start_job(
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    env=dict(os.environ, **secret_env) if secret_env else None,
                 )
             finally:
                 sup_log.close()
