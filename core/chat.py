@@ -299,6 +299,7 @@ class Stream:
         self._decoded_len = -1
         self._text = ""
         self.done = False
+        self._done_event = threading.Event()
         self.error: Optional[str] = None
         self.started = time.monotonic()
         self.finished: Optional[float] = None
@@ -325,11 +326,16 @@ class Stream:
         end = self.finished or time.monotonic()
         return self.tokens / (end - self.started) if self.tokens and end > self.started else None
 
-    def wait(self, timeout: Optional[float] = None) -> "Stream":
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.done and (deadline is None or time.monotonic() < deadline):
-            time.sleep(0.01)
-        return self
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the answer is complete or ``timeout`` passes; True when complete."""
+        return self._done_event.wait(timeout)
+
+
+def wait_any(streams: list[Stream], timeout: float) -> None:
+    """Sleep up to ``timeout``, waking as soon as an unfinished stream completes (a UI refresh loop)."""
+    pending = [s for s in streams if not s.done]
+    if pending:
+        pending[0].wait(timeout)
 
 
 def start_stream(loaded: LoadedModel, template: str, question: str, settings: GenerationSettings | None = None,
@@ -352,6 +358,7 @@ def start_stream(loaded: LoadedModel, template: str, question: str, settings: Ge
             stream._finish()
             stream.done = True
             stream._decoded_len = -1  # final text: stripped
+            stream._done_event.set()
 
     threading.Thread(target=run, daemon=True, name="chat-generate").start()
     return stream

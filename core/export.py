@@ -43,19 +43,19 @@ class ExportError(ValueError):
     pass
 
 
-def find_token(hub: str, secrets: Optional[Mapping] = None) -> tuple[Optional[str], Optional[str]]:
-    """(token, where it was found) — the environment first, then Streamlit secrets; (None, None)."""
+def find_token(hub: str, secrets: Optional[Mapping] = None) -> tuple[Optional[str], Optional[str], Optional[str]]:
+    """(token, "environment" or "secrets", variable name) — the environment first; (None, None, None)."""
     for var in HUBS[hub].token_vars:
         if os.environ.get(var):
-            return os.environ[var], f"environment variable {var}"
+            return os.environ[var], "environment", var
     for var in HUBS[hub].token_vars:
         try:
             value = secrets.get(var) if secrets is not None else None
         except Exception:  # a secrets file that cannot be parsed
             value = None
         if value:
-            return str(value), f"Streamlit secret {var}"
-    return None, None
+            return str(value), "secrets", var
+    return None, None, None
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--state-dir", help="where an upload may keep its resume record (default: a temporary dir)")
     args = parser.parse_args(argv)
-    token, _where = find_token(args.hub)
+    token = find_token(args.hub)[0]
     if token:
         sys.stdout = _Masked(sys.stdout, token)
         sys.stderr = _Masked(sys.stderr, token)

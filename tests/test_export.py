@@ -69,10 +69,10 @@ def test_masked_stream_hides_the_secret():
 def test_token_lookup_prefers_the_environment(monkeypatch):
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    assert export.find_token("huggingface", {}) == (None, None)
-    assert export.find_token("huggingface", {"HF_TOKEN": "from-secrets"}) == ("from-secrets", "Streamlit secret HF_TOKEN")
+    assert export.find_token("huggingface", {}) == (None, None, None)
+    assert export.find_token("huggingface", {"HF_TOKEN": "from-secrets"}) == ("from-secrets", "secrets", "HF_TOKEN")
     monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "from-env")
-    assert export.find_token("huggingface", {"HF_TOKEN": "s"}) == ("from-env", "environment variable HUGGING_FACE_HUB_TOKEN")
+    assert export.find_token("huggingface", {"HF_TOKEN": "s"}) == ("from-env", "environment", "HUGGING_FACE_HUB_TOKEN")
     monkeypatch.setenv("MODELSCOPE_API_TOKEN", "ms")
     assert export.find_token("modelscope")[0] == "ms"
 
