@@ -196,7 +196,8 @@ for i, turn in enumerate(turns):
             col.caption(stat)
 
 if question:
-    turn = {"q": question, "labels": [left.label, right.label], "answers": ["", ""], "stats": ["", ""]}
+    turn = {"q": question, "labels": [left.label, right.label], "keys": [left.key, right.key], "answers": ["", ""],
+            "stats": ["", ""]}
     holders, cols = render_turn(turn, newest=True, index=len(turns))
     try:
         with st.spinner(t("Loading models… (the first question loads them)")):
@@ -204,7 +205,9 @@ if question:
     except (OSError, ValueError) as e:
         st.error(t("Cannot load the model: {reason}", reason=str(e)))
         st.stop()
-    histories = [[(tr["q"], tr["answers"][side]) for tr in turns] for side in (0, 1)]
+    # each side continues its own conversation: the earlier turns that side's model answered
+    histories = [[(tr["q"], tr["answers"][side]) for tr in turns if tr["keys"][side] == turn["keys"][side]]
+                 for side in (0, 1)]
     streams = [chat.start_stream(m, template, question, settings, system=system_prompt, history=histories[side])
                for side, m in enumerate(loaded)]
     while not all(s.done for s in streams):

@@ -52,7 +52,7 @@ def test_every_page_renders_after_a_training_run(trained_workspace, page):
         assert at.get("plotly_chart"), "the loss chart is shown"
         assert any("Succeeded" in m.value for m in at.markdown)
     if page == "pages/results.py":
-        assert len(at.get("plotly_chart")) == 3
+        assert len(at.get("plotly_chart")) == 4  # loss, lr, grad norm, throughput
         assert any("Ada's assistant" in c.value for c in at.code), "evaluation answers per checkpoint"
 
 
