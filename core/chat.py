@@ -19,6 +19,13 @@ from typing import Optional
 
 from core.templates import format_prompt, stop_words
 
+# One model load (and the first, slow ``import transformers``) at a time in this process. Streamlit
+# starts a new script thread for a rerun while the old one may still be inside a load
+# (runner.fastReruns), and transformers' lazy module fails ("cannot import name
+# 'AutoModelForCausalLM'") when two threads import it at once; two loads of one model would also
+# double its memory.
+_LOAD_LOCK = threading.RLock()
+
 
 @dataclass
 class GenerationSettings:
@@ -103,11 +110,15 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        loaded = load_model(model_path, adapter, device)
-        loaded.key = key
-        with self._lock:
-            self._models[key] = loaded
-            self._evict()
+        with _LOAD_LOCK:
+            with self._lock:
+                if key in self._models:  # loaded by another thread while this one waited
+                    return self._models[key]
+            loaded = load_model(model_path, adapter, device)
+            loaded.key = key
+            with self._lock:
+                self._models[key] = loaded
+                self._evict()
         return loaded
 
     def _evict(self) -> None:
@@ -156,6 +167,11 @@ def _free(loaded: LoadedModel) -> None:
 
 
 def load_model(model_path: str, adapter: Optional[str] = None, device: str = "cpu") -> LoadedModel:
+    with _LOAD_LOCK:
+        return _load_model(model_path, adapter, device)
+
+
+def _load_model(model_path: str, adapter: Optional[str], device: str) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

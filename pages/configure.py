@@ -36,6 +36,14 @@ def save(updated, message: str) -> None:
     st.rerun()
 
 
+def count(n: int) -> str:
+    """12.3 M, 7.62 B: parameter counts as people say them."""
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return str(n)
+
+
 def validation_text(e: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
 
@@ -82,7 +90,8 @@ with st.expander(t("Presets: XTuner's own, any XTuner config, or yours"), icon="
                 st.error(str(e))
 
 # --- import an XTuner config --------------------------------------------------------------------
-with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/upload_file:"):
+with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/upload_file:",
+                 expanded=st.session_state.get("import_file") is not None):
     st.caption(t("The file is read as Python syntax and never run: known settings are mapped to this form, "
                  "the rest is listed below."))
     upload = st.file_uploader(t("XTuner config"), type=["py"], key="import_file")
@@ -107,7 +116,7 @@ with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/up
                 st.markdown(t("**Not mapped** ({n}): kept by XTuner Studio's own config layout",
                               n=len(imported.unmapped)))
                 st.code("\n".join(f"{k} = {v}" if not k.startswith("line ") else f"# {k}\n{v}"
-                                  for k, v in imported.unmapped.items()), language="python")
+                                  for k, v in imported.unmapped.items()), language="python", height=320)
             paths = st.checkbox(t("Also take its model, dataset and prompt template"), key="import_paths",
                                 help=t("Off: keep the ones chosen on Model & Data."))
             if st.button(t("Apply to this project"), key="import_apply", type="primary"):
@@ -234,9 +243,9 @@ else:
     m1.metric(t("Peak per GPU (estimate)"), human_bytes(est.per_gpu),
               help=t("What torch.cuda.max_memory_allocated would report; the fit check adds the CUDA context and "
                      "10% allocator slack ({total}).", total=human_bytes(est.with_overhead)))
-    m2.metric(t("Trainable parameters"), f"{est.trainable_params / 1e6:,.1f} M",
-              f"{100 * est.trainable_params / max(1, est.total_params):.2f}% " + t("of {n} B", n=f"{est.total_params / 1e9:.2f}"),
-              delta_color="off")
+    m2.metric(t("Trainable parameters"), count(est.trainable_params),
+              t("{share} of {total}", share=f"{100 * est.trainable_params / max(1, est.total_params):.2f}%",
+                total=count(est.total_params)), delta_color="off", delta_arrow="off")
     m3.metric(t("Data-parallel GPUs"), est.world_size)
     if fit.status == "no_gpu":
         st.info(t("No GPU detected here: this is the estimate for a GPU machine."))

@@ -149,29 +149,17 @@ settings = chat.GenerationSettings(max_new_tokens=max_new, temperature=temperatu
                                    repetition_penalty=rep, seed=seed)
 
 cache = model_cache()
-with st.expander(t("Loaded models ({n})", n=len(cache.loaded())), icon=":material/memory:"):
-    limit = st.number_input(t("Keep at most this many models loaded"), 1, 8, cache.max_models, key="chat_limit")
-    if limit != cache.max_models:
-        cache.set_limit(int(limit))
-    for item in cache.items():
-        path, adapter, dev = item.key
-        u1, u2 = st.columns([5, 1])
-        u1.markdown(f"`{Path(path).name}`" + (f" + `{Path(adapter).parent.name}/{Path(adapter).name}`" if adapter else "")
-                    + f" · {dev} · {human_bytes(item.bytes)}")
-        if u2.button(t("Unload"), key=f"unload_{item.key}"):
-            cache.unload(item.key)
-            st.rerun()
-    if cache.loaded() and st.button(t("Unload all"), key="unload_all"):
-        cache.unload_all()
-        st.rerun()
-
 turns = st.session_state.setdefault("chat_turns", [])
+# answers still streaming live here, so a click elsewhere (which reruns the page) loses nothing
+pending = st.session_state.get("chat_pending")
 b1, b2, _ = st.columns([1, 1, 6])
-if b1.button(t("Clear"), key="chat_clear", icon=":material/delete_sweep:", disabled=not turns):
+if b1.button(t("Clear"), key="chat_clear", icon=":material/delete_sweep:", disabled=not turns and not pending):
     turns.clear()
+    st.session_state.pop("chat_pending", None)
     st.rerun()
-if b2.button(t("Undo"), key="chat_undo", icon=":material/undo:", disabled=not turns):
-    turns.pop()
+if b2.button(t("Undo"), key="chat_undo", icon=":material/undo:", disabled=not turns and not pending):
+    if st.session_state.pop("chat_pending", None) is None:
+        turns.pop()
     st.rerun()
 
 
@@ -188,28 +176,40 @@ def render_turn(turn: dict, newest: bool, index: int):
 
 
 question = st.chat_input(t("Ask both models the same question"))
-for i, turn in enumerate(turns):
-    holders, cols = render_turn(turn, newest=i == len(turns) - 1 and not question, index=i)
-    for holder, text, stat, col in zip(holders, turn["answers"], turn["stats"], cols):
-        holder.markdown(text or "…")
-        if stat:
-            col.caption(stat)
-
-if question:
+if question and pending is not None:
+    st.toast(t("Still answering the previous question…"))
+elif question:
     turn = {"q": question, "labels": [left.label, right.label], "keys": [left.key, right.key], "answers": ["", ""],
             "stats": ["", ""]}
-    holders, cols = render_turn(turn, newest=True, index=len(turns))
+    pending = st.session_state["chat_pending"] = {"turn": turn, "streams": None, "settings": settings,
+                                                  "template": template, "system": system_prompt}
+if pending is not None and pending["streams"] is None:
+    turn = pending["turn"]
     try:
+        chosen = [by_key[k] for k in turn["keys"]]
         with st.spinner(t("Loading models… (the first question loads them)")):
-            loaded = [cache.get(c.model_path, c.adapter, device) for c in (left, right)]
-    except (OSError, ValueError) as e:
+            loaded = [cache.get(c.model_path, c.adapter, device) for c in chosen]
+    except (KeyError, OSError, ValueError) as e:
+        st.session_state.pop("chat_pending", None)
         st.error(t("Cannot load the model: {reason}", reason=str(e)))
         st.stop()
     # each side continues its own conversation: the earlier turns that side's model answered
     histories = [[(tr["q"], tr["answers"][side]) for tr in turns if tr["keys"][side] == turn["keys"][side]]
                  for side in (0, 1)]
-    streams = [chat.start_stream(m, template, question, settings, system=system_prompt, history=histories[side])
-               for side, m in enumerate(loaded)]
+    pending["streams"] = [chat.start_stream(m, pending["template"], turn["q"], pending["settings"],
+                                            system=pending["system"], history=histories[side])
+                          for side, m in enumerate(loaded)]
+
+for i, turn in enumerate(turns):
+    holders, cols = render_turn(turn, newest=i == len(turns) - 1 and pending is None, index=i)
+    for holder, text, stat, col in zip(holders, turn["answers"], turn["stats"], cols):
+        holder.markdown(text or "…")
+        if stat:
+            col.caption(stat)
+
+if pending is not None:
+    turn, streams = pending["turn"], pending["streams"]
+    holders, cols = render_turn(turn, newest=True, index=len(turns))
     while not all(s.done for s in streams):
         for holder, s in zip(holders, streams):
             holder.markdown((s.text or "") + " ▌")
@@ -221,6 +221,23 @@ if question:
             turn["stats"][side] = t("{n} tokens · {rate:.1f} tokens/s", n=s.tokens, rate=s.tokens_per_s)
             col.caption(turn["stats"][side])
     turns.append(turn)
+    st.session_state.pop("chat_pending", None)
+
+with st.expander(t("Loaded models ({n})", n=len(cache.loaded())), icon=":material/memory:"):
+    limit = st.number_input(t("Keep at most this many models loaded"), 1, 8, cache.max_models, key="chat_limit")
+    if limit != cache.max_models:
+        cache.set_limit(int(limit))
+    for item in cache.items():
+        path, adapter, dev = item.key
+        u1, u2 = st.columns([5, 1])
+        u1.markdown(f"`{Path(path).name}`" + (f" + `{Path(adapter).parent.name}/{Path(adapter).name}`" if adapter else "")
+                    + f" · {dev} · {human_bytes(item.bytes)}")
+        if u2.button(t("Unload"), key=f"unload_{item.key}"):
+            cache.unload(item.key)
+            st.rerun()
+    if cache.loaded() and st.button(t("Unload all"), key="unload_all"):
+        cache.unload_all()
+        st.rerun()
 
 # --- export to a hub --------------------------------------------------------------------------------------
 st.subheader(t("Export to a model hub"))

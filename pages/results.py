@@ -71,7 +71,7 @@ with tab_evals:
                         same = previous is not None and text == previous
                         st.markdown(f"**iter {it}**" + (" · " + t("unchanged") if same else ""))
                         if not same:
-                            st.code(text or " ", language=None, wrap_lines=True)
+                            st.code(text or " ", language=None, wrap_lines=True, height=160 if len(text) > 400 else None)
                         previous = text
         else:
             d1, d2 = st.columns(2)
@@ -84,8 +84,8 @@ with tab_evals:
                 st.markdown(t("**Q{n}: {question}** · similarity {sim:.0%}", n=qi + 1, question=question,
                               sim=evals.similarity(ta, tb)))
                 left, right = st.columns(2)
-                left.code(ta or " ", language=None, wrap_lines=True)
-                right.code(tb or " ", language=None, wrap_lines=True)
+                left.code(ta or " ", language=None, wrap_lines=True, height=160 if len(ta) > 400 else None)
+                right.code(tb or " ", language=None, wrap_lines=True, height=160 if len(tb) > 400 else None)
                 st.html(evals.diff_html(ta, tb))
 
 # --- checkpoints: one-click convert -------------------------------------------------------------------

@@ -76,3 +76,41 @@ def test_missing_model_or_adapter_is_a_clear_error(tmp_path, model_dir):
         chat.load_model(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="not a LoRA adapter"):
         chat.load_model(model_dir, adapter=str(tmp_path))
+
+
+def test_two_threads_loading_at_once_share_one_model(model_dir):
+    """Streamlit can run an old and a new script thread together (fast reruns): one load, one model."""
+    import threading
+
+    cache = chat.ModelCache(max_models=2)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(model_dir))) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(got) == 3 and all(g is got[0] for g in got) and len(cache.loaded()) == 1
+
+
+def test_first_load_from_two_threads_in_a_fresh_interpreter(model_dir):
+    """transformers' lazy import breaks when two threads import it first at once; loads are serialised."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from core import chat\n"
+        "errors = []\n"
+        "def load():\n"
+        "    try:\n"
+        f"        chat.load_model({model_dir!r})\n"
+        "    except Exception as e:\n"
+        "        errors.append(repr(e))\n"
+        "threads = [threading.Thread(target=load) for _ in range(2)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print('ERRORS', errors)\n")
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert "ERRORS []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
