@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 from pathlib import Path
@@ -46,6 +47,7 @@ _METHOD_IN_NAME = {"qlora": "_qlora_", "lora": "_lora_", "full": "_full_"}
 _PRESET_NAME = re.compile(r"^[\w][\w.\- ]{0,63}$")
 
 
+@functools.cache
 def xtuner_configs_dir() -> Optional[Path]:
     """``xtuner/configs`` of the installed package (found without importing xtuner), or None."""
     spec = importlib.util.find_spec("xtuner")
@@ -68,6 +70,7 @@ def preset_source(method: str) -> str:
     return f"xtuner/configs/{PRESET_FILES[method]}"
 
 
+@functools.cache
 def xtuner_configs(method: str) -> dict[str, Path]:
     """{config name: path} of XTuner's configs for ``method`` (by file name), sorted by name."""
     root = xtuner_configs_dir()

@@ -39,6 +39,13 @@ def page(ws, name) -> AppTest:
     return at
 
 
+def last_answers(at) -> list[str]:
+    """The two answers (markdown) right after the last question."""
+    texts = [m.value for m in at.markdown]
+    i = max(n for n, text in enumerate(texts) if text.startswith("**You:**"))
+    return texts[i + 1:i + 3]
+
+
 def first_run(ws):
     project = ProjectStore(ws).load("demo")
     return project, runs.list_runs(project)[-1]  # the original, fully trained run
@@ -86,8 +93,7 @@ def test_convert_then_chat_side_by_side_undo_clear_and_unload(ws):
 
     at.chat_input[0].set_value("Who are you?").run()
     assert not at.exception, [e.value for e in at.exception]
-    texts = [m.value for m in at.markdown]
-    answers = texts[-2:]  # left (base), right (newest fine-tuned: merged)
+    answers = last_answers(at)  # left (base), right (newest fine-tuned: merged)
     assert "Ada's assistant" in answers[1] and "Ada's assistant" not in answers[0]
     assert sum("tokens/s" in c.value for c in at.caption) == 2
 
@@ -95,7 +101,7 @@ def test_convert_then_chat_side_by_side_undo_clear_and_unload(ws):
     left = next(s for s in at.selectbox if s.label == "Left")
     left.set_value(f"adapter:{convert.export_dir(run, last) / 'hf'}").run()
     at.chat_input[0].set_value("Who are you?").run()
-    answers = [m.value for m in at.markdown][-2:]
+    answers = last_answers(at)
     assert "Ada's assistant" in answers[0] and "Ada's assistant" in answers[1]
 
     turns = at.session_state["chat_turns"]
