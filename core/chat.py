@@ -1,6 +1,12 @@
-"""Load models (cached, bounded, unloadable), format prompts with the XTuner template, stream answers.
+"""Chat with models: what can be chatted with, loading (cached, bounded, unloadable), prompts in the
+XTuner template, generation settings, and streaming answers from a background thread.
 
-torch / transformers are imported inside the functions: importing this module is cheap.
+torch / transformers / peft are imported inside the functions: importing this module is cheap.
+
+Streaming costs next to nothing per token: the streamer only appends token ids to a list, and the
+text is decoded when someone reads it (the page, ~20 times a second). Sampling with a seed uses a
+per-answer ``torch.Generator`` (a logits processor draws the token), so two answers sampled at the
+same time in two threads are each reproducible — the global RNG is never touched.
 """
 from __future__ import annotations
 
@@ -13,15 +19,27 @@ from typing import Optional
 
 from core.templates import format_prompt, stop_words
 
+# One model load (and the first, slow ``import transformers``) at a time in this process. Streamlit
+# starts a new script thread for a rerun while the old one may still be inside a load
+# (runner.fastReruns), and transformers' lazy module fails ("cannot import name
+# 'AutoModelForCausalLM'") when two threads import it at once; two loads of one model would also
+# double its memory.
+_LOAD_LOCK = threading.RLock()
+
 
 @dataclass
 class GenerationSettings:
     max_new_tokens: int = 64
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
-    top_k: int = 0
+    top_k: int = 0  # 0: no top-k filter
     repetition_penalty: float = 1.0
     seed: Optional[int] = 0
+    min_new_tokens: int = 0  # benchmarks force an exact length with it
+
+    @property
+    def sampling(self) -> bool:
+        return bool(self.temperature and self.temperature > 0)
 
 
 @dataclass
@@ -30,8 +48,50 @@ class LoadedModel:
     model: object
     tokenizer: object
     device: str
+    params: int = 0
+    bytes: int = 0
+    loaded_at: float = field(default_factory=time.time)
 
 
+# --- what can be chatted with -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelChoice:
+    key: str  # stable id for the page
+    label: str
+    model_path: str
+    adapter: Optional[str] = None
+    kind: str = "base"  # base | merged | adapter | full
+
+
+def model_choices(project) -> list[ModelChoice]:
+    """The base model(s), then every finished conversion: merged models, adapters on their base
+    (not merged), full fine-tunes; newest run first."""
+    from core import convert, runs
+
+    choices: list[ModelChoice] = []
+    seen_bases: set[str] = set()
+
+    def add_base(path: Optional[str], label: str) -> None:
+        if path and path not in seen_bases and (Path(path) / "config.json").is_file():
+            seen_bases.add(path)
+            choices.append(ModelChoice(f"base:{path}", label, path))
+
+    add_base(project.model_path, f"Base · {Path(project.model_path or '').name}")
+    for run in runs.list_runs(project):
+        base = run.info.get("spec", {}).get("model_path")
+        add_base(base, f"Base of {run.id} · {Path(base or '').name}")
+    for out in convert.outputs(project):
+        tag = f"{out.run.id} · iter {out.iteration}"
+        if out.kind == "adapter":
+            base = out.run.info.get("spec", {}).get("model_path") or project.model_path
+            choices.append(ModelChoice(f"adapter:{out.path}", f"{tag} · adapter on base (not merged)",
+                                       str(base), str(out.path), "adapter"))
+        else:
+            choices.append(ModelChoice(f"{out.kind}:{out.path}", f"{tag} · {out.kind}", str(out.path), None, out.kind))
+    return choices
+
+
+# --- loading and the cache -------------------------------------------------------------------------------
 class ModelCache:
     """At most ``max_models`` loaded models; the least recently used is unloaded first."""
 
@@ -40,22 +100,50 @@ class ModelCache:
         self._models: "OrderedDict[tuple, LoadedModel]" = OrderedDict()
         self._lock = threading.Lock()
 
+    @staticmethod
+    def key_of(model_path: str, adapter: Optional[str] = None, device: str = "cpu") -> tuple:
+        return (str(Path(model_path).resolve()), str(Path(adapter).resolve()) if adapter else None, device)
+
     def get(self, model_path: str, adapter: Optional[str] = None, device: str = "cpu") -> LoadedModel:
-        key = (str(Path(model_path).resolve()), str(Path(adapter).resolve()) if adapter else None, device)
+        key = self.key_of(model_path, adapter, device)
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        loaded = load_model(model_path, adapter, device)
-        with self._lock:
-            self._models[key] = loaded
-            while len(self._models) > self.max_models:
-                _, old = self._models.popitem(last=False)
-                _free(old)
+        with _LOAD_LOCK:
+            with self._lock:
+                if key in self._models:  # loaded by another thread while this one waited
+                    return self._models[key]
+            loaded = load_model(model_path, adapter, device)
+            loaded.key = key
+            with self._lock:
+                self._models[key] = loaded
+                self._evict()
         return loaded
+
+    def _evict(self) -> None:
+        while len(self._models) > max(1, self.max_models):
+            _, old = self._models.popitem(last=False)
+            _free(old)
+
+    def set_limit(self, max_models: int) -> None:
+        with self._lock:
+            self.max_models = max_models
+            self._evict()
 
     def loaded(self) -> list[tuple]:
         return list(self._models)
+
+    def items(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._models.values())
+
+    def unload(self, key: tuple) -> bool:
+        with self._lock:
+            old = self._models.pop(key, None)
+        if old is not None:
+            _free(old)
+        return old is not None
 
     def unload_all(self) -> None:
         with self._lock:
@@ -79,12 +167,19 @@ def _free(loaded: LoadedModel) -> None:
 
 
 def load_model(model_path: str, adapter: Optional[str] = None, device: str = "cpu") -> LoadedModel:
+    with _LOAD_LOCK:
+        return _load_model(model_path, adapter, device)
+
+
+def _load_model(model_path: str, adapter: Optional[str], device: str) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(model_path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json).")
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json).")
     dtype = torch.float32 if device == "cpu" else torch.float16
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=dtype, trust_remote_code=False)
@@ -94,35 +189,77 @@ def load_model(model_path: str, adapter: Optional[str] = None, device: str = "cp
         model = PeftModel.from_pretrained(model, adapter)
     model.to(device)
     model.eval()
-    return LoadedModel((str(path), adapter, device), model, tokenizer, device)
+    params = sum(p.numel() for p in model.parameters())
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    return LoadedModel((str(path), adapter, device), model, tokenizer, device, params, size)
 
 
+# --- prompts and generation ----------------------------------------------------------------------
 def build_prompt(template: str, question: str, system: str = "", history: list[tuple[str, str]] | None = None) -> str:
     return format_prompt(template, question, system=system, history=history)
 
 
+def _stop_ids(loaded: LoadedModel, template: str) -> list[int]:
+    tok = loaded.tokenizer
+    ids = set()
+    for w in stop_words(template):
+        if not w:
+            continue
+        i = tok.convert_tokens_to_ids(w)
+        if isinstance(i, int) and i != tok.unk_token_id:
+            ids.add(i)
+    if tok.eos_token_id is not None:
+        ids.add(tok.eos_token_id)
+    return sorted(ids)
+
+
 def _generate_kwargs(loaded: LoadedModel, template: str, settings: GenerationSettings) -> dict:
     tok = loaded.tokenizer
-    stops = [w for w in stop_words(template) if w]
-    eos_ids = set()
-    for w in stops:
-        ids = tok.convert_tokens_to_ids(w)
-        if isinstance(ids, int) and ids != tok.unk_token_id:
-            eos_ids.add(ids)
-    if tok.eos_token_id is not None:
-        eos_ids.add(tok.eos_token_id)
     kwargs = dict(
         max_new_tokens=settings.max_new_tokens,
-        eos_token_id=sorted(eos_ids) or None,
+        min_new_tokens=settings.min_new_tokens or None,
+        eos_token_id=_stop_ids(loaded, template) or None,
         pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
         repetition_penalty=settings.repetition_penalty,
+        do_sample=False, temperature=None, top_p=None, top_k=None,
     )
-    if settings.temperature and settings.temperature > 0:
-        kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p,
-                      top_k=settings.top_k or None)
-    else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if settings.sampling:
+        import torch
+        from transformers import LogitsProcessorList
+
+        generator = torch.Generator(device=loaded.device if loaded.device != "mps" else "cpu")
+        if settings.seed is not None:
+            generator.manual_seed(int(settings.seed))
+        else:
+            generator.seed()
+        kwargs["logits_processor"] = LogitsProcessorList([_Sampler(settings, generator)])
     return kwargs
+
+
+class _Sampler:
+    """Temperature / top-k / top-p sampling with its own generator, as a logits processor: the drawn
+    token keeps its score and every other token gets -inf, so greedy decoding then picks it."""
+
+    def __init__(self, settings: GenerationSettings, generator):
+        self.s = settings
+        self.generator = generator
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        logits = scores.float() / max(self.s.temperature, 1e-5)
+        if self.s.top_k and self.s.top_k > 0:
+            kth = torch.topk(logits, min(self.s.top_k, logits.shape[-1])).values[..., -1, None]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.s.top_p < 1.0:
+            sorted_logits, idx = torch.sort(logits, descending=True)
+            cum = sorted_logits.softmax(-1).cumsum(-1)
+            remove = cum - sorted_logits.softmax(-1) > self.s.top_p  # keep the token that crosses top_p
+            logits = logits.masked_fill(remove.scatter(-1, idx, remove), float("-inf"))
+        probs = logits.softmax(-1)
+        choice = torch.multinomial(probs, 1, generator=self.generator)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter(-1, choice, scores.gather(-1, choice))
 
 
 def _inputs(loaded: LoadedModel, prompt: str):
@@ -143,8 +280,6 @@ def generate(loaded: LoadedModel, template: str, question: str, settings: Genera
     import torch
 
     settings = settings or GenerationSettings()
-    if settings.seed is not None:
-        torch.manual_seed(settings.seed)
     inputs = _inputs(loaded, build_prompt(template, question, system, history))
     with torch.inference_mode():
         out = loaded.model.generate(**inputs, **_generate_kwargs(loaded, template, settings))
@@ -152,52 +287,94 @@ def generate(loaded: LoadedModel, template: str, question: str, settings: Genera
     return _clean(loaded.tokenizer.decode(new, skip_special_tokens=True), template).strip()
 
 
-@dataclass
+class _IdStreamer:
+    """A transformers streamer that only collects the new token ids (the prompt's first put is skipped)."""
+
+    def __init__(self, on_end):
+        self.ids: list[int] = []
+        self._prompt_seen = False
+        self._on_end = on_end
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self.ids.extend(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        self._on_end()
+
+
 class Stream:
     """An answer being generated in a background thread; ``text`` grows until ``done``."""
 
-    text: str = ""
-    done: bool = False
-    error: Optional[str] = None
-    tokens: int = 0
-    started: float = field(default_factory=time.monotonic)
-    finished: Optional[float] = None
+    def __init__(self, tokenizer, template: str):
+        self._tokenizer = tokenizer
+        self._template = template
+        self._streamer = _IdStreamer(self._finish)
+        self._decoded_len = -1
+        self._text = ""
+        self.done = False
+        self._done_event = threading.Event()
+        self.error: Optional[str] = None
+        self.started = time.monotonic()
+        self.finished: Optional[float] = None
+
+    def _finish(self) -> None:
+        if self.finished is None:
+            self.finished = time.monotonic()
+
+    @property
+    def tokens(self) -> int:
+        return len(self._streamer.ids)
+
+    @property
+    def text(self) -> str:
+        ids = self._streamer.ids
+        n = len(ids)
+        if n != self._decoded_len:
+            text = _clean(self._tokenizer.decode(ids[:n], skip_special_tokens=True), self._template)
+            self._text, self._decoded_len = text.strip() if self.done else text, n
+        return self._text
 
     @property
     def tokens_per_s(self) -> Optional[float]:
         end = self.finished or time.monotonic()
         return self.tokens / (end - self.started) if self.tokens and end > self.started else None
 
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the answer is complete or ``timeout`` passes; True when complete."""
+        return self._done_event.wait(timeout)
+
+
+def wait_any(streams: list[Stream], timeout: float) -> None:
+    """Sleep up to ``timeout``, waking as soon as an unfinished stream completes (a UI refresh loop)."""
+    pending = [s for s in streams if not s.done]
+    if pending:
+        pending[0].wait(timeout)
+
 
 def start_stream(loaded: LoadedModel, template: str, question: str, settings: GenerationSettings | None = None,
                  system: str = "", history: list[tuple[str, str]] | None = None) -> Stream:
+    """Start generating in a background thread; read ``.text`` / ``.done`` while it grows."""
     import torch
-    from transformers import TextIteratorStreamer
 
     settings = settings or GenerationSettings()
-    stream = Stream()
-    streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    stream = Stream(loaded.tokenizer, template)
     inputs = _inputs(loaded, build_prompt(template, question, system, history))
-    kwargs = dict(**inputs, **_generate_kwargs(loaded, template, settings), streamer=streamer)
+    kwargs = dict(**inputs, **_generate_kwargs(loaded, template, settings), streamer=stream._streamer)
 
     def run() -> None:
         try:
-            if settings.seed is not None:
-                torch.manual_seed(settings.seed)
             with torch.inference_mode():
                 loaded.model.generate(**kwargs)
         except Exception as exc:  # shown next to the answer
             stream.error = f"{type(exc).__name__}: {exc}"
-            streamer.end()
+        finally:
+            stream._finish()
+            stream.done = True
+            stream._decoded_len = -1  # final text: stripped
+            stream._done_event.set()
 
-    def pump() -> None:
-        for piece in streamer:
-            stream.tokens += 1
-            stream.text = _clean(stream.text + piece, template)
-        stream.text = stream.text.strip()
-        stream.finished = time.monotonic()
-        stream.done = True
-
-    threading.Thread(target=run, daemon=True).start()
-    threading.Thread(target=pump, daemon=True).start()
+    threading.Thread(target=run, daemon=True, name="chat-generate").start()
     return stream

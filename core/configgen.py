@@ -192,9 +192,11 @@ def render_config(spec: TrainSpec) -> str:
     add("        type=AutoModelForCausalLM.from_pretrained,")
     add("        pretrained_model_name_or_path=pretrained_model_name_or_path,")
     add("        trust_remote_code=True,")
-    if gpu:
+    if gpu and spec.method != "full":
         add("        torch_dtype=torch.float16,")
     else:
+        # full fine-tuning keeps fp32 master weights (as XTuner's *_full_* configs do): mixed
+        # precision's gradient scaler refuses fp16 weights; the CPU always trains in fp32
         add("        torch_dtype=torch.float32,")
     if spec.method == "qlora":
         add("        quantization_config=dict(")
@@ -280,8 +282,11 @@ def render_config(spec: TrainSpec) -> str:
     add("#######################################################################")
     add("custom_hooks = [")
     add("    dict(type=DatasetInfoHook, tokenizer=tokenizer),")
+    add("    # EvaluateChatHook runs str.format over the system text once more: braces are doubled so the")
+    add("    # model sees SYSTEM exactly as written.")
     add("    dict(type=EvaluateChatHook, tokenizer=tokenizer, every_n_iters=evaluation_freq,")
-    add("         evaluation_inputs=evaluation_inputs, system=SYSTEM, prompt_template=prompt_template),")
+    add("         evaluation_inputs=evaluation_inputs, prompt_template=prompt_template,")
+    add("         system=SYSTEM.replace('{', '{{').replace('}', '}}')),")
     add("    dict(type=StudioProgressHook, progress_file=studio_progress_file),")
     add("    dict(type=StudioStopHook, stop_file=studio_stop_file),")
     add("]")

@@ -1,4 +1,5 @@
-"""Checkpoint → Hugging Face model: ``pth_to_hf`` and, for LoRA/QLoRA, ``merge``, as one job.
+"""Checkpoint → Hugging Face model: ``pth_to_hf`` and, for LoRA/QLoRA, ``merge``, as one job; the
+outputs of a project; "use as base model" (fine-tune the fine-tuned model, as the seeds do).
 
     runs/<run>/exports/iter_N/
         job.json job.log
@@ -7,14 +8,16 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from core import jobs
+from core.fsutil import dir_size
 from core.jobs import Job, Step
 from core.paths import REPO_ROOT, python_executable
 from core.project import Project
-from core.runs import Run, training_env
+from core.runs import Run, list_runs, training_env
 
 
 def export_dir(run: Run, iteration: int) -> Path:
@@ -27,7 +30,12 @@ def final_model_dir(run: Run, iteration: int, method: str) -> Path:
     return d / ("hf" if method == "full" else "merged")
 
 
-def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, device: str) -> list[Step]:
+def run_method(run: Run, project: Project) -> str:
+    return run.info.get("spec", {}).get("method") or project.method
+
+
+def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, device: str,
+                  merge: bool = True) -> list[Step]:
     out = export_dir(run, iteration)
     env = training_env(project)
     py = python_executable()
@@ -37,7 +45,7 @@ def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, 
               str(out / "hf"), "--safe-serialization"] + (["--fp32"] if device == "cpu" else []),
         env=env, cwd=str(REPO_ROOT),
     )]
-    if project.method != "full":
+    if merge and run_method(run, project) != "full":
         base = run.info.get("spec", {}).get("model_path") or project.model_path
         steps.append(Step(
             name="merge",
@@ -48,14 +56,15 @@ def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, 
     return steps
 
 
-def start_export(project: Project, run: Run, iteration: int, device: str) -> Job:
+def start_export(project: Project, run: Run, iteration: int, device: str, merge: bool = True) -> Job:
+    """Convert checkpoint ``iteration`` (and merge an adapter into its base unless ``merge`` is False)."""
     ckpt = dict(run.checkpoints()).get(iteration)
     if ckpt is None:
         raise FileNotFoundError(f"Run {run.id} has no checkpoint at iteration {iteration}.")
     return jobs.start_job(
-        export_dir(run, iteration), convert_steps(project, run, iteration, ckpt, device),
+        export_dir(run, iteration), convert_steps(project, run, iteration, ckpt, device, merge),
         kind="convert", title=f"Convert {run.id} iter {iteration}",
-        meta={"project": project.name, "run": run.id, "iteration": iteration},
+        meta={"project": project.name, "run": run.id, "iteration": iteration, "merge": merge},
     )
 
 
@@ -69,3 +78,48 @@ def exports(run: Run) -> list[tuple[int, Path, Optional[Job]]]:
         if d.name.startswith("iter_") and d.name[5:].isdigit():
             found.append((int(d.name[5:]), d, jobs.read_job(d)))
     return sorted(found, reverse=True)
+
+
+@dataclass
+class Output:
+    run: Run
+    iteration: int
+    kind: str  # "adapter" (LoRA, not merged) | "merged" | "full" (a whole fine-tuned model)
+    path: Path
+
+    @property
+    def size(self) -> int:
+        return dir_size(self.path)
+
+    @property
+    def is_model(self) -> bool:
+        """A whole model: it can be a base model for the next fine-tune."""
+        return self.kind in ("merged", "full")
+
+
+def _complete_model(d: Path) -> bool:
+    return (d / "config.json").is_file() and (any(d.glob("*.safetensors")) or any(d.glob("*.bin")))
+
+
+def outputs(project: Project) -> list[Output]:
+    """Every finished conversion output of the project, newest run first."""
+    found = []
+    for run in list_runs(project):
+        for it, d, job in exports(run):
+            if job is not None and job.active:
+                continue
+            hf, merged = d / "hf", d / "merged"
+            if _complete_model(merged):
+                found.append(Output(run, it, "merged", merged))
+            if (hf / "adapter_config.json").is_file():
+                found.append(Output(run, it, "adapter", hf))
+            elif _complete_model(hf):
+                found.append(Output(run, it, "full", hf))
+    return found
+
+
+def use_as_base(project: Project, output: Output) -> Project:
+    """The project with ``output`` as its base model (the next run fine-tunes the fine-tuned model)."""
+    if not output.is_model:
+        raise ValueError("An adapter alone is not a model: merge it first, then use the merged model.")
+    return project.model_copy(update={"model_path": str(output.path)})

@@ -180,6 +180,7 @@ def start_job(
     meta: dict | None = None,
     exclusive: str | os.PathLike | None = None,
     before_spawn: Callable[[], None] | None = None,
+    secret_env: dict[str, str] | None = None,
 ) -> Job:
     """Start a detached job in ``job_dir`` (created if needed; a finished job there is replaced,
     its log kept and appended to, so a resumed run reads as one story).
@@ -190,6 +191,9 @@ def start_job(
 
     ``before_spawn``: called under the locks once the job is sure to start (e.g. to clear files of
     an earlier attempt).
+
+    ``secret_env``: variables (a hub token) given to the supervisor's environment only — the steps
+    inherit them — and never written to ``job.json``, an argv or the log.
     """
     job_dir = Path(job_dir).resolve()
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +239,7 @@ def start_job(
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    env=dict(os.environ, **secret_env) if secret_env else None,
                 )
             finally:
                 sup_log.close()

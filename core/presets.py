@@ -1,19 +1,144 @@
-"""Per-method starting points, taken from XTuner 0.2.0's own configs.
+"""Starting points for the Configure page.
 
-- QLoRA / LoRA: ``internlm2_chat_1_8b_qlora_alpaca_e3.py`` (lr 2e-4, r 64, alpha 16, dropout 0.1,
-  batch 1 × accumulate 16, max_length 2048, warmup 3 %, 3 epochs, save every 500).
-- Full: ``internlm2_chat_1_8b_full_alpaca_e3.py`` (lr 2e-5, otherwise the same schedule).
+- Per-method presets read from XTuner 0.2.0's own config files (parsed with ``core.config_import``,
+  never executed), located in the installed package without importing it:
+
+  - QLoRA: ``internlm/internlm2_chat_1_8b/internlm2_chat_1_8b_qlora_alpaca_e3.py`` — the config the
+    seeds' tutorials copy (lr 2e-4, r 64, alpha 16, dropout 0.1, batch 1 × accumulate 16,
+    max_length 2048, warmup 3 %, 3 epochs, save / evaluate every 500);
+  - LoRA: ``minicpm/2b/minicpm_2b_lora_alpaca_zh_e3.py`` — XTuner's LoRA-without-quantisation config;
+  - full: ``internlm/internlm2_chat_1_8b/internlm2_chat_1_8b_full_alpaca_e3.py`` (lr 2e-5).
+
+  ``BUILTIN`` holds the same values for an environment without xtuner; a test keeps them equal.
+- Any other XTuner config of the same method can be a starting point (``xtuner_configs``).
+- The user's own presets: ``<workspace>/presets/<name>.json``.
 """
 from __future__ import annotations
 
-from core.project import Hyperparams
+import functools
+import importlib.util
+import re
+from pathlib import Path
+from typing import Optional
 
-PRESETS: dict[str, Hyperparams] = {
-    "qlora": Hyperparams(),
-    "lora": Hyperparams(),
-    "full": Hyperparams(lr=2e-5),
+from pydantic import BaseModel, Field, ValidationError
+
+from core.config_import import parse_config_file
+from core.fsutil import atomic_write_json, read_json
+from core.project import Hyperparams, Method, Project
+
+PRESET_FILES: dict[str, str] = {
+    "qlora": "internlm/internlm2_chat_1_8b/internlm2_chat_1_8b_qlora_alpaca_e3.py",
+    "lora": "minicpm/2b/minicpm_2b_lora_alpaca_zh_e3.py",
+    "full": "internlm/internlm2_chat_1_8b/internlm2_chat_1_8b_full_alpaca_e3.py",
 }
+
+_XTUNER_DEFAULTS = dict(lr=2e-4, max_epochs=3, max_length=2048, pack_to_max_length=True, batch_size=1,
+                        accumulative_counts=16, dataloader_num_workers=0, warmup_ratio=0.03, save_steps=500,
+                        save_total_limit=2, evaluation_freq=500, weight_decay=0.0, betas=(0.9, 0.999),
+                        max_norm=1.0, optimizer="AdamW", lora_r=64, lora_alpha=16, lora_dropout=0.1, seed=None,
+                        logging_interval=10)
+BUILTIN: dict[str, Hyperparams] = {
+    "qlora": Hyperparams(**_XTUNER_DEFAULTS),
+    "lora": Hyperparams(**_XTUNER_DEFAULTS),
+    "full": Hyperparams(**(_XTUNER_DEFAULTS | {"lr": 2e-5})),
+}
+_METHOD_IN_NAME = {"qlora": "_qlora_", "lora": "_lora_", "full": "_full_"}
+_PRESET_NAME = re.compile(r"^[\w][\w.\- ]{0,63}$")
+
+
+@functools.cache
+def xtuner_configs_dir() -> Optional[Path]:
+    """``xtuner/configs`` of the installed package (found without importing xtuner), or None."""
+    spec = importlib.util.find_spec("xtuner")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "configs"
+    return path if path.is_dir() else None
 
 
 def preset(method: str) -> Hyperparams:
-    return PRESETS[method].model_copy(deep=True)
+    """XTuner's own hyperparameters for ``method``, read from its config file."""
+    root = xtuner_configs_dir()
+    if root is not None and (root / PRESET_FILES[method]).is_file():
+        imported = parse_config_file(root / PRESET_FILES[method])
+        return Hyperparams.model_validate(imported.hyperparams)
+    return BUILTIN[method].model_copy(deep=True)
+
+
+def preset_source(method: str) -> str:
+    return f"xtuner/configs/{PRESET_FILES[method]}"
+
+
+@functools.cache
+def xtuner_configs(method: str) -> dict[str, Path]:
+    """{config name: path} of XTuner's configs for ``method`` (by file name), sorted by name."""
+    root = xtuner_configs_dir()
+    if root is None:
+        return {}
+    marker = _METHOD_IN_NAME[method]
+    found = {p.stem: p for p in root.rglob("*.py") if marker in p.name and "llava" not in p.parts
+             and "internvl" not in p.parts and p.name != "__init__.py"}
+    return dict(sorted(found.items()))
+
+
+# --- the user's presets ---------------------------------------------------------------------------
+class UserPreset(BaseModel):
+    """What a saved preset restores: the Configure page's choices, not the model or data."""
+
+    method: Method
+    hyperparams: Hyperparams
+    evaluation_inputs: list[str] = Field(default_factory=list, max_length=10)
+    system_prompt: str = ""
+    num_gpus: int = Field(1, ge=0, le=1024)
+    num_nodes: int = Field(1, ge=1, le=1024)
+    deepspeed: Optional[str] = None
+
+    @classmethod
+    def of(cls, project: Project) -> "UserPreset":
+        return cls.model_validate(project.model_dump(include=set(cls.model_fields)))
+
+    def apply(self, project: Project) -> Project:
+        """The project with this preset's choices (the method stays the project's own)."""
+        data = self.model_dump(exclude={"method"})
+        return Project.model_validate(project.model_dump() | data)
+
+
+class PresetError(ValueError):
+    pass
+
+
+def presets_dir(workspace: str | Path) -> Path:
+    return Path(workspace) / "presets"
+
+
+def check_preset_name(name: str) -> str:
+    name = (name or "").strip()
+    if not _PRESET_NAME.match(name) or ".." in name:
+        raise PresetError(f"Preset name {name!r} is not allowed: use 1-64 letters, digits, '-', '_', '.' or spaces.")
+    return name
+
+
+def save_user_preset(workspace: str | Path, name: str, project: Project) -> Path:
+    path = presets_dir(workspace) / f"{check_preset_name(name)}.json"
+    atomic_write_json(path, UserPreset.of(project).model_dump(mode="json"))
+    return path
+
+
+def list_user_presets(workspace: str | Path) -> list[str]:
+    root = presets_dir(workspace)
+    return sorted(p.stem for p in root.glob("*.json")) if root.is_dir() else []
+
+
+def load_user_preset(workspace: str | Path, name: str) -> UserPreset:
+    path = presets_dir(workspace) / f"{check_preset_name(name)}.json"
+    try:
+        data = read_json(path)
+    except ValueError as e:
+        raise PresetError(f"{path} is not valid JSON ({e}).") from None
+    if data is None:
+        raise PresetError(f"No preset named {name!r}.")
+    try:
+        return UserPreset.model_validate(data)
+    except ValidationError as e:
+        raise PresetError(f"{path} is not a valid preset: {e.errors()[0]['msg']}") from None

@@ -1,115 +1,338 @@
-"""Step 2 · Configure: hyperparameters (each explained), evaluation questions, the generated config."""
+"""Step 2 · Configure: presets, hyperparameters (each explained), evaluation, GPUs, a memory estimate,
+the generated config, the CLI commands and a Slurm script."""
+import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from core import system
+from core import commands, presets, system
+from core.config_import import ConfigImportError, parse_config
 from core.configgen import ConfigError, render_config, spec_from_project
-from core.presets import preset
-from core.project import Hyperparams
+from core.estimate import DEEPSPEED_CONFIGS, EstimateError, estimate_for_project, fit_check
+from core.fsutil import human_bytes
+from core.project import Hyperparams, ProjectError
 from ui import session
 from ui.frame import page_frame
+from ui.i18n import t
 
 page_frame()
 
-st.title("2 · Configure")
+st.title(t("2 · Configure"))
 project = session.require_project()
 hp = project.hyperparams
 FIELDS = Hyperparams.model_fields
+METHOD = project.method.upper()
 
 
 def help_of(name: str) -> str:
-    return FIELDS[name].description or ""
+    return t(FIELDS[name].description or "")
 
 
-st.caption(f"Method: **{project.method.upper()}** · change it on Model & Data.")
-if st.button(f"Reset to the {project.method.upper()} preset (XTuner's own config)", key="preset"):
-    project = session.save_project(project.model_copy(update={"hyperparams": preset(project.method)}))
+def save(updated, message: str) -> None:
+    """Save the project and show ``message`` after the rerun."""
+    try:
+        session.save_project(updated)
+    except ProjectError as e:
+        st.error(str(e))
+        return
+    st.session_state["configure_flash"] = message
+    st.session_state["configure_saves"] = st.session_state.get("configure_saves", 0) + 1
     st.rerun()
 
+
+def count(n: int) -> str:
+    """12.3 M, 7.62 B: parameter counts as people say them."""
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return str(n)
+
+
+def validation_text(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+
+
+if flash := st.session_state.pop("configure_flash", None):
+    st.success(flash)
+
+st.caption(t("Method: **{method}** · change it on Model & Data.", method=METHOD))
+
+# --- presets ---------------------------------------------------------------------------------------
+with st.expander(t("Presets: XTuner's own, any XTuner config, or yours"), icon=":material/bookmarks:"):
+    p1, p2, p3 = st.columns(3)
+    with p1:
+        st.markdown(t("**XTuner's {method} preset**", method=METHOD))
+        st.caption(f"`{presets.preset_source(project.method)}`")
+        if st.button(t("Reset to this preset"), key="preset_reset", icon=":material/restart_alt:"):
+            save(project.model_copy(update={"hyperparams": presets.preset(project.method)}),
+                 t("Hyperparameters reset to XTuner's {method} preset.", method=METHOD))
+    with p2:
+        configs = presets.xtuner_configs(project.method)
+        choice = st.selectbox(t("Another XTuner {method} config", method=METHOD), list(configs), index=None,
+                              placeholder=t("Search {n} configs…", n=len(configs)), key="preset_xtuner")
+        if st.button(t("Use its hyperparameters"), key="preset_xtuner_apply", disabled=choice is None):
+            imported = parse_config(configs[choice].read_text(encoding="utf-8"))
+            merged = Hyperparams.model_validate(project.hyperparams.model_dump() | imported.hyperparams)
+            save(project.model_copy(update={"hyperparams": merged}),
+                 t("Hyperparameters taken from {name}.", name=choice))
+    with p3:
+        mine = presets.list_user_presets(project.workspace)
+        picked = st.selectbox(t("My presets"), mine, index=None, placeholder=t("None saved yet") if not mine else None,
+                              key="preset_mine")
+        if st.button(t("Load"), key="preset_load", disabled=picked is None):
+            try:
+                save(presets.load_user_preset(project.workspace, picked).apply(project),
+                     t("Preset {name} loaded.", name=picked))
+            except presets.PresetError as e:
+                st.error(str(e))
+        name = st.text_input(t("Save the current settings as"), key="preset_name", placeholder=t("e.g. my 7B QLoRA"))
+        if st.button(t("Save preset"), key="preset_save", disabled=not name.strip()):
+            try:
+                presets.save_user_preset(project.workspace, name, project)
+                st.success(t("Preset {name} saved.", name=name.strip()))
+            except presets.PresetError as e:
+                st.error(str(e))
+
+# --- import an XTuner config --------------------------------------------------------------------
+with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/upload_file:",
+                 expanded=st.session_state.get("import_file") is not None):
+    st.caption(t("The file is read as Python syntax and never run: known settings are mapped to this form, "
+                 "the rest is listed below."))
+    upload = st.file_uploader(t("XTuner config"), type=["py"], key="import_file")
+    if upload is not None:
+        try:
+            raw = upload.getvalue()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigImportError(t("The file is not UTF-8 text.")) from None
+            imported = parse_config(text)
+        except ConfigImportError as e:
+            st.error(t("Cannot import {name}: {reason}", name=upload.name, reason=str(e)))
+        else:
+            rows = [{t("setting"): k, t("value"): repr(imported.hyperparams.get(k, getattr(imported, k, None))),
+                     t("from"): origin} for k, origin in imported.mapped.items()]
+            st.markdown(t("**Mapped to the form** ({n})", n=len(rows)))
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            for err in imported.errors:
+                st.warning(err)
+            if imported.unmapped:
+                st.markdown(t("**Not mapped** ({n}): kept by XTuner Studio's own config layout",
+                              n=len(imported.unmapped)))
+                st.code("\n".join(f"{k} = {v}" if not k.startswith("line ") else f"# {k}\n{v}"
+                                  for k, v in imported.unmapped.items()), language="python", height=320)
+            paths = st.checkbox(t("Also take its model, dataset and prompt template"), key="import_paths",
+                                help=t("Off: keep the ones chosen on Model & Data."))
+            if st.button(t("Apply to this project"), key="import_apply", type="primary"):
+                try:
+                    save(imported.apply(project, paths=paths), t("Imported {name}.", name=upload.name))
+                except ValidationError as e:
+                    st.error(validation_text(e))
+
+# --- hyperparameters and hardware ----------------------------------------------------------------
+gpus = system.gpus()
 with st.form("hyperparams"):
-    st.subheader("Basic")
+    st.subheader(t("Basic"))
     c1, c2, c3 = st.columns(3)
     values = {}
-    values["lr"] = c1.number_input("Learning rate", value=float(hp.lr), min_value=1e-8, max_value=0.99,
+    values["lr"] = c1.number_input(t("Learning rate"), value=float(hp.lr), min_value=1e-8, max_value=0.99,
                                    format="%.2e", step=1e-5, help=help_of("lr"))
-    values["max_epochs"] = c2.number_input("Epochs", value=int(hp.max_epochs), min_value=1, max_value=1000,
+    values["max_epochs"] = c2.number_input(t("Epochs"), value=int(hp.max_epochs), min_value=1, max_value=1000,
                                            help=help_of("max_epochs"))
-    values["max_length"] = c3.number_input("Max length (tokens)", value=int(hp.max_length), min_value=16,
+    values["max_length"] = c3.number_input(t("Max length (tokens)"), value=int(hp.max_length), min_value=16,
                                            step=256, help=help_of("max_length"))
-    values["batch_size"] = c1.number_input("Batch size per device", value=int(hp.batch_size), min_value=1,
+    values["batch_size"] = c1.number_input(t("Batch size per device"), value=int(hp.batch_size), min_value=1,
                                            help=help_of("batch_size"))
-    values["accumulative_counts"] = c2.number_input("Gradient accumulation", value=int(hp.accumulative_counts),
+    values["accumulative_counts"] = c2.number_input(t("Gradient accumulation"), value=int(hp.accumulative_counts),
                                                     min_value=1, help=help_of("accumulative_counts"))
-    values["warmup_ratio"] = c3.number_input("Warmup ratio", value=float(hp.warmup_ratio), min_value=0.0,
+    values["warmup_ratio"] = c3.number_input(t("Warmup ratio"), value=float(hp.warmup_ratio), min_value=0.0,
                                              max_value=0.99, step=0.01, help=help_of("warmup_ratio"))
-    values["save_steps"] = c1.number_input("Save every (iterations)", value=int(hp.save_steps), min_value=1,
+    values["save_steps"] = c1.number_input(t("Save every (iterations)"), value=int(hp.save_steps), min_value=1,
                                            help=help_of("save_steps"))
-    values["save_total_limit"] = c2.number_input("Checkpoints kept", value=int(hp.save_total_limit),
+    values["save_total_limit"] = c2.number_input(t("Checkpoints kept"), value=int(hp.save_total_limit),
                                                  min_value=-1, help=help_of("save_total_limit"))
-    values["evaluation_freq"] = c3.number_input("Evaluate every (iterations)", value=int(hp.evaluation_freq),
+    values["evaluation_freq"] = c3.number_input(t("Evaluate every (iterations)"), value=int(hp.evaluation_freq),
                                                 min_value=1, help=help_of("evaluation_freq"))
-    values["pack_to_max_length"] = st.checkbox("Pack samples to max length", value=hp.pack_to_max_length,
+    values["pack_to_max_length"] = st.checkbox(t("Pack samples to max length"), value=hp.pack_to_max_length,
                                                help=help_of("pack_to_max_length"))
-    with st.expander("Advanced"):
+    with st.expander(t("Advanced")):
         a1, a2, a3 = st.columns(3)
-        values["optimizer"] = a1.selectbox("Optimizer", ["AdamW", "SGD"], index=["AdamW", "SGD"].index(hp.optimizer),
+        values["optimizer"] = a1.selectbox(t("Optimizer"), ["AdamW", "SGD"], index=["AdamW", "SGD"].index(hp.optimizer),
                                            help=help_of("optimizer"))
-        values["weight_decay"] = a2.number_input("Weight decay", value=float(hp.weight_decay), min_value=0.0,
+        values["weight_decay"] = a2.number_input(t("Weight decay"), value=float(hp.weight_decay), min_value=0.0,
                                                  format="%.4f", help=help_of("weight_decay"))
-        values["max_norm"] = a3.number_input("Gradient clip (max norm)", value=float(hp.max_norm), min_value=0.001,
+        values["max_norm"] = a3.number_input(t("Gradient clip (max norm)"), value=float(hp.max_norm), min_value=0.001,
                                              help=help_of("max_norm"))
         beta1 = a1.number_input("β1", value=float(hp.betas[0]), min_value=0.0, max_value=0.9999, format="%.4f",
                                 help=help_of("betas"))
         beta2 = a2.number_input("β2", value=float(hp.betas[1]), min_value=0.0, max_value=0.99999, format="%.5f",
                                 help=help_of("betas"))
-        values["logging_interval"] = a3.number_input("Log every (iterations)", value=int(hp.logging_interval),
+        values["logging_interval"] = a3.number_input(t("Log every (iterations)"), value=int(hp.logging_interval),
                                                      min_value=1, help=help_of("logging_interval"))
-        disabled = project.method == "full"
-        values["lora_r"] = a1.number_input("LoRA r", value=int(hp.lora_r), min_value=1, disabled=disabled,
+        no_lora = project.method == "full"
+        values["lora_r"] = a1.number_input(t("LoRA r"), value=int(hp.lora_r), min_value=1, disabled=no_lora,
                                            help=help_of("lora_r"))
-        values["lora_alpha"] = a2.number_input("LoRA alpha", value=int(hp.lora_alpha), min_value=1,
-                                               disabled=disabled, help=help_of("lora_alpha"))
-        values["lora_dropout"] = a3.number_input("LoRA dropout", value=float(hp.lora_dropout), min_value=0.0,
-                                                 max_value=0.99, disabled=disabled, help=help_of("lora_dropout"))
-        seed = a1.text_input("Seed", value="" if hp.seed is None else str(hp.seed), help=help_of("seed"))
-        values["dataloader_num_workers"] = a2.number_input("Dataloader workers", value=int(hp.dataloader_num_workers),
+        values["lora_alpha"] = a2.number_input(t("LoRA alpha"), value=int(hp.lora_alpha), min_value=1,
+                                               disabled=no_lora, help=help_of("lora_alpha"))
+        values["lora_dropout"] = a3.number_input(t("LoRA dropout"), value=float(hp.lora_dropout), min_value=0.0,
+                                                 max_value=0.99, disabled=no_lora, help=help_of("lora_dropout"))
+        targets = a1.text_input(t("LoRA target modules"), value=", ".join(hp.lora_target_modules or []),
+                                placeholder="q_proj, v_proj", disabled=no_lora, help=help_of("lora_target_modules"))
+        seed = a2.text_input(t("Seed"), value="" if hp.seed is None else str(hp.seed), help=help_of("seed"))
+        values["dataloader_num_workers"] = a3.number_input(t("Dataloader workers"), value=int(hp.dataloader_num_workers),
                                                            min_value=0, max_value=64,
                                                            help=help_of("dataloader_num_workers"))
-    st.subheader("Evaluation")
-    questions = st.text_area(
-        "Evaluation questions (one per line, 1–10)", value="\n".join(project.evaluation_inputs),
-        help="Asked every 'Evaluate every' iterations; the answers appear per checkpoint on Results.")
-    system_prompt = st.text_area("System prompt (optional)", value=project.system_prompt,
-                                 help="Given to the model before each evaluation question.")
-    submitted = st.form_submit_button("Save", type="primary")
+    st.subheader(t("GPUs"))
+    g1, g2, g3 = st.columns(3)
+    num_gpus = g1.number_input(t("GPUs per node"), value=max(1, project.num_gpus), min_value=1, max_value=1024,
+                               help=t("Data-parallel training: one process per GPU (torchrun). Detected here: {n}.",
+                                      n=len(gpus)))
+    num_nodes = g2.number_input(t("Nodes"), value=int(project.num_nodes), min_value=1, max_value=1024,
+                                help=t("Machines training together; each runs the same command with its own rank."))
+    ds_options = [None, *DEEPSPEED_CONFIGS]
+    deepspeed = g3.selectbox(
+        t("DeepSpeed"), ds_options, index=ds_options.index(project.deepspeed) if project.deepspeed in ds_options else 0,
+        format_func=lambda v: t("off") if v is None else v,
+        help=t("ZeRO splits optimizer state (1), gradients (2) and weights (3) over the GPUs; offload moves them to "
+               "CPU memory. GPU only."))
+    submitted = st.form_submit_button(t("Save"), type="primary")
 
 if submitted:
-    qs = [q.strip() for q in questions.splitlines() if q.strip()]
     try:
         values["betas"] = (beta1, beta2)
         values["seed"] = int(seed) if seed.strip() else None
+        names = [x.strip() for x in targets.split(",") if x.strip()]
+        values["lora_target_modules"] = names or None
         new_hp = Hyperparams(**(hp.model_dump() | values))
-        if not 1 <= len(qs) <= 10:
-            raise ValueError("Give between 1 and 10 evaluation questions, one per line.")
-        project = session.save_project(project.model_copy(update={
-            "hyperparams": new_hp, "evaluation_inputs": qs, "system_prompt": system_prompt}))
+        save(project.model_copy(update={"hyperparams": new_hp, "num_gpus": int(num_gpus), "num_nodes": int(num_nodes),
+                                        "deepspeed": deepspeed}), t("Saved."))
     except ValidationError as e:
-        st.error("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
-    except ValueError as e:
-        st.error(str(e))
-    else:
-        st.success("Saved.")
+        st.error(validation_text(e))
+    except ValueError:
+        st.error(t("The seed must be a whole number, or empty for a random one."))
+if deepspeed and not gpus:
+    st.caption(t("No GPU here: DeepSpeed applies on a GPU machine (the commands below); runs on this machine "
+                 "train without it."))
 
-# --- the generated config ----------------------------------------------------------------------
-st.subheader("Generated XTuner config")
-device = system.device()
+# --- evaluation ----------------------------------------------------------------------------------
+st.subheader(t("Evaluation"))
+rev = st.session_state.get("configure_saves", 0)  # keyed widgets start again from the saved project after every save
+n_questions = st.number_input(t("Number of evaluation questions"), min_value=1, max_value=10,
+                              value=max(1, min(10, len(project.evaluation_inputs))), key=f"n_questions_{rev}",
+                              help=t("XTuner asks them at every checkpoint; the answers appear on Results."))
+with st.form("evaluation"):
+    questions = []
+    for i in range(int(n_questions)):
+        current = project.evaluation_inputs[i] if i < len(project.evaluation_inputs) else ""
+        questions.append(st.text_area(t("Question {n}", n=i + 1), value=current, height=68, key=f"eval_q_{i}_{rev}"))
+    system_prompt = st.text_area(t("System prompt (optional)"), value=project.system_prompt, key=f"eval_system_{rev}",
+                                 help=t("Given to the model before each evaluation question, exactly as written."))
+    eval_submitted = st.form_submit_button(t("Save evaluation"), type="primary")
+if eval_submitted:
+    qs = [q for q in questions if q.strip()]
+    if not qs:
+        st.error(t("Give between 1 and 10 evaluation questions."))
+    else:
+        save(project.model_copy(update={"evaluation_inputs": qs, "system_prompt": system_prompt}), t("Saved."))
+
+# --- memory estimate -----------------------------------------------------------------------------
+st.subheader(t("Memory estimate"))
 try:
-    text = render_config(spec_from_project(project, device=device))
+    shape, est = estimate_for_project(project)
+except EstimateError as e:
+    st.info(str(e))
+else:
+    fit = fit_check(est, gpus, project.num_gpus)
+    m1, m2, m3 = st.columns(3)
+    m1.metric(t("Peak per GPU (estimate)"), human_bytes(est.per_gpu),
+              help=t("What torch.cuda.max_memory_allocated would report; the fit check adds the CUDA context and "
+                     "10% allocator slack ({total}).", total=human_bytes(est.with_overhead)))
+    m2.metric(t("Trainable parameters"), count(est.trainable_params),
+              t("{share} of {total}", share=f"{100 * est.trainable_params / max(1, est.total_params):.2f}%",
+                total=count(est.total_params)), delta_color="off", delta_arrow="off")
+    m3.metric(t("Data-parallel GPUs"), est.world_size)
+    if fit.status == "no_gpu":
+        st.info(t("No GPU detected here: this is the estimate for a GPU machine."))
+    elif fit.status == "fits":
+        st.success(t("Fits: about {need} of {have} on {gpu}.", need=human_bytes(fit.need), have=human_bytes(fit.have),
+                     gpu=fit.gpu_name))
+    elif fit.status == "tight":
+        st.warning(t("Tight: about {need} of {have} on {gpu}. Lower the batch size or max length, or use DeepSpeed.",
+                     need=human_bytes(fit.need), have=human_bytes(fit.have), gpu=fit.gpu_name))
+    else:
+        st.error(t("Too big: about {need} but {gpu} has {have}. Try QLoRA, a smaller max length or batch size, more "
+                   "GPUs with DeepSpeed ZeRO, or offload.", need=human_bytes(fit.need), have=human_bytes(fit.have),
+                   gpu=fit.gpu_name))
+    parts = pd.DataFrame([{t("part"): t(k), t("per GPU"): human_bytes(v)} for k, v in est.parts.items()])
+    st.dataframe(parts, hide_index=True)
+    if est.cpu_offload:
+        st.caption(t("Offloaded to CPU memory: {size}.", size=human_bytes(est.cpu_offload)))
+    for note in est.notes:
+        st.caption(t(note))
+    st.caption(t("From {source} ({params} parameters); no weights were loaded.", source=shape.source,
+                 params=f"{shape.total_params:,}"))
+
+# --- the generated config --------------------------------------------------------------------------
+st.subheader(t("Generated XTuner config"))
+here = system.device()
+target = st.radio(t("Config for"), ["cuda", "cpu"], index=0 if here == "cuda" else 1, horizontal=True, key="cfg_device",
+                  format_func=lambda d: t("a GPU machine") + (" " + t("(this one)") if d == here else "")
+                  if d == "cuda" else t("the CPU") + (" " + t("(this one)") if d == here else ""))
+try:
+    text = render_config(spec_from_project(project, device=target))
 except ConfigError as e:
     st.warning(str(e))
-else:
-    st.caption(f"For this machine ({device}). The Train page writes it into the run folder when you start.")
-    with st.expander("Show config.py"):
-        st.code(text, language="python")
-    st.download_button("Download config.py", text, file_name=f"{project.name}_config.py", mime="text/x-python")
-    st.page_link("pages/train.py", label="Next: Train", icon=":material/arrow_forward:")
+    st.stop()
+st.caption(t("The Train page writes it into the run folder when you start."))
+with st.expander(t("Show config.py")):
+    st.code(text, language="python")
+st.download_button(t("Download config.py"), text, file_name=f"{project.name}_config.py", mime="text/x-python",
+                   icon=":material/download:")
+
+# --- command line and Slurm ------------------------------------------------------------------------
+st.subheader(t("On the command line"))
+layout = commands.Layout.for_project(project)
+st.caption(t("The same training with XTuner's own commands. They read the config from {path}:",
+             path=f"`{layout.config}`"))
+if st.button(t("Save config.py there"), key="cli_save", icon=":material/save:"):
+    commands.write_config(layout, text)
+    st.success(t("Written to {path}.", path=str(layout.config)))
+master = "<master-node-address>"
+if project.num_nodes > 1:
+    master = st.text_input(t("Address of the first node (ADDR)"), value=master, key="cli_master")
+try:
+    tabs = st.tabs([t("Train"), t("Convert & merge"), t("Chat"), t("Script"), t("Slurm")])
+    with tabs[0]:
+        st.code(commands.env_line(), language="bash")
+        for i, cmd in enumerate(commands.train_commands(project, layout, master_addr=master)):
+            if project.num_nodes > 1:
+                st.caption(t("on node {rank}", rank=i))
+            st.code(cmd, language="bash")
+    with tabs[1]:
+        for cmd in commands.convert_commands(project, layout):
+            st.code(cmd, language="bash")
+    with tabs[2]:
+        st.code(commands.chat_command(project, layout), language="bash")
+    with tabs[3]:
+        script = commands.shell_script(project, layout)
+        st.code(script, language="bash")
+        st.download_button(t("Download xtuner_flow.sh"), script, file_name="xtuner_flow.sh", mime="text/x-sh")
+    with tabs[4]:
+        s1, s2, s3, s4 = st.columns(4)
+        partition = s1.text_input(t("Partition"), key="slurm_partition")
+        job_name = s2.text_input(t("Job name"), value="xtuner", key="slurm_job")
+        time_limit = s3.text_input(t("Time limit"), placeholder="24:00:00", key="slurm_time")
+        cpus = s4.number_input(t("CPUs per task"), min_value=1, max_value=256, value=8, key="slurm_cpus")
+        try:
+            slurm = commands.slurm_script(project, layout, partition=partition.strip(), job_name=job_name.strip(),
+                                          cpus_per_task=int(cpus), time_limit=time_limit.strip())
+        except commands.CommandError as e:
+            st.error(str(e))
+        else:
+            st.code(slurm, language="bash")
+            st.download_button(t("Download train.slurm"), slurm, file_name="train.slurm", mime="text/x-sh")
+except commands.CommandError as e:
+    st.warning(str(e))
+if target == "cpu":
+    st.caption(t("`xtuner train` itself cannot train on a CPU (XTuner probes bf16 support on CUDA); the app runs it "
+                 "through core.xtuner_entry, which patches that. Choose 'a GPU machine' above for the CLI."))
+st.page_link("pages/train.py", label=t("Next: Train"), icon=":material/arrow_forward:")

@@ -1,42 +1,152 @@
-"""Step 4 · Results: a run's curves and its evaluation answers checkpoint by checkpoint."""
+"""Step 4 · Results: a run's curves, its evaluation answers checkpoint by checkpoint (with a diff),
+one-click conversion of a checkpoint, and runs of the project compared."""
+import pandas as pd
 import streamlit as st
 
-from core import charts, runs
-from core.metrics import ScalarsReader, eval_outputs
+from core import charts, compare, convert, evals, jobs, runs, system
+from core.fsutil import dir_size, human_bytes
 from ui import session
 from ui.frame import page_frame
+from ui.i18n import t
 
 page_frame()
 
-st.title("4 · Results")
+st.title(t("4 · Results"))
 project = session.require_project()
 all_runs = runs.list_runs(project)
 if not all_runs:
-    st.info("No run yet: start one on the Train page.")
+    st.info(t("No run yet: start one on the Train page."))
     st.stop()
 
-run = st.selectbox("Run", all_runs, format_func=lambda r: r.id, key="results_run")
-reader = ScalarsReader(run.work_dir)
-reader.poll()
+run = st.selectbox(t("Run"), all_runs, format_func=lambda r: r.id, key="results_run")
+job = run.job()
+spec = run.info.get("spec", {})
+active = job is not None and job.active
+st.caption(t("State: **{state}** · {n} checkpoint(s) · method {method}", state=t(job.state) if job else "—",
+             n=len(run.checkpoints()), method=str(spec.get("method", "?")).upper()))
 
-cols = st.columns(3)
-for col, (key, title) in zip(cols, [("loss", "Loss"), ("lr", "Learning rate"), ("grad_norm", "Gradient norm")]):
-    xs, ys = reader.series(key)
-    if not xs:
-        col.caption(f"{title}: no data yet")
-    elif key == "loss":
-        col.plotly_chart(charts.loss_figure(xs, ys), key=f"res_{key}")
+tab_curves, tab_evals, tab_ckpts, tab_compare = st.tabs(
+    [t("Curves"), t("Evaluation answers"), t("Checkpoints"), t("Compare runs")])
+
+
+# --- curves ----------------------------------------------------------------------------------------
+@st.fragment(run_every=3.0 if active else None)
+def curves() -> None:
+    rs = compare.run_series(run)
+    loss_x, loss_y = rs.series["loss"]
+    if not loss_x:
+        st.caption(t("No data yet: the curves appear after the first logged iterations."))
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.plotly_chart(charts.loss_figure(loss_x, loss_y), key="res_loss")
+    c2.plotly_chart(charts.line_figure(*rs.series["lr"], t("Learning rate"), "lr"), key="res_lr")
+    c3.plotly_chart(charts.line_figure(*rs.series["grad_norm"], t("Gradient norm"), "grad norm"), key="res_grad")
+    c4, c5, _ = st.columns(3)
+    if "tokens_per_s" in rs.series:
+        c4.plotly_chart(charts.line_figure(*rs.series["tokens_per_s"], t("Throughput"), "tokens/s"), key="res_tps")
     else:
-        col.plotly_chart(charts.line_figure(xs, ys, title, key), key=f"res_{key}")
+        c4.plotly_chart(charts.line_figure(*rs.series["iters_per_s"], t("Throughput"), "iterations/s"), key="res_tps")
+    if rs.series["memory"][0]:
+        c5.plotly_chart(charts.line_figure(*rs.series["memory"], t("GPU memory (peak)"), "GB"), key="res_mem")
+    else:
+        c5.caption(t("GPU memory: none logged (XTuner logs it on a GPU only)."))
 
-st.subheader("Evaluation answers per checkpoint")
-answers = eval_outputs(run.work_dir)
-questions = run.info.get("spec", {}).get("evaluation_inputs", [])
-if not answers:
-    st.caption("No evaluation yet: answers are written at each checkpoint.")
-for iteration, texts in sorted(answers.items(), reverse=True):
-    with st.expander(f"Iteration {iteration}", expanded=iteration == max(answers)):
-        for i, text in enumerate(texts):
-            q = questions[i] if i < len(questions) else f"Question {i + 1}"
-            st.markdown(f"**{q}**")
-            st.code(text, language=None, wrap_lines=True)
+
+with tab_curves:
+    curves()
+
+# --- evaluation answers ------------------------------------------------------------------------------
+with tab_evals:
+    questions = spec.get("evaluation_inputs", [])
+    answers = evals.timeline(run.work_dir, spec.get("prompt_template"), questions, spec.get("system_prompt", ""))
+    if not answers:
+        st.caption(t("No evaluation yet: answers are written at each checkpoint."))
+    else:
+        iters = list(answers)
+        mode = st.radio(t("View"), ["timeline", "diff"], horizontal=True, key="eval_mode",
+                        format_func=lambda m: t("Timeline") if m == "timeline" else t("Diff two checkpoints"))
+        if mode == "timeline":
+            for qi, question in enumerate(questions):
+                with st.expander(t("Q{n}: {question}", n=qi + 1, question=question), expanded=qi == 0):
+                    previous = None
+                    for it in iters:
+                        text = answers[it][qi] if qi < len(answers[it]) else ""
+                        same = previous is not None and text == previous
+                        st.markdown(f"**iter {it}**" + (" · " + t("unchanged") if same else ""))
+                        if not same:
+                            st.code(text or " ", language=None, wrap_lines=True, height=160 if len(text) > 400 else None)
+                        previous = text
+        else:
+            d1, d2 = st.columns(2)
+            a = d1.selectbox(t("From checkpoint"), iters, index=0, format_func=lambda i: f"iter {i}", key="diff_a")
+            b = d2.selectbox(t("To checkpoint"), iters, index=len(iters) - 1, format_func=lambda i: f"iter {i}",
+                             key="diff_b")
+            for qi, question in enumerate(questions):
+                ta = answers[a][qi] if qi < len(answers[a]) else ""
+                tb = answers[b][qi] if qi < len(answers[b]) else ""
+                st.markdown(t("**Q{n}: {question}** · similarity {sim:.0%}", n=qi + 1, question=question,
+                              sim=evals.similarity(ta, tb)))
+                left, right = st.columns(2)
+                left.code(ta or " ", language=None, wrap_lines=True, height=160 if len(ta) > 400 else None)
+                right.code(tb or " ", language=None, wrap_lines=True, height=160 if len(tb) > 400 else None)
+                st.html(evals.diff_html(ta, tb))
+
+# --- checkpoints: one-click convert -------------------------------------------------------------------
+with tab_ckpts:
+    ckpts = run.checkpoints()
+    if not ckpts:
+        st.caption(t("No checkpoint yet."))
+    device = system.device()
+    evaluated = set(answers)
+    for it, path in reversed(ckpts):
+        out = convert.export_dir(run, it)
+        cjob = jobs.read_job(out)
+        c1, c2, c3 = st.columns([2, 2, 3])
+        size = human_bytes(dir_size(path) if path.is_dir() else path.stat().st_size)
+        c1.markdown(f"**{path.name}** · {size}")
+        c2.caption(t("evaluated") if it in evaluated else t("no evaluation"))
+        with c3:
+            if cjob is None or cjob.state in ("failed", "stopped"):
+                label = t("Convert this checkpoint") if cjob is None else t("Convert again ({state})", state=t(cjob.state))
+                if st.button(label, key=f"convert_{run.id}_{it}", icon=":material/transform:"):
+                    try:
+                        convert.start_export(project, run, it, device)
+                    except (FileNotFoundError, jobs.JobBusy) as e:
+                        st.error(str(e))
+                    else:
+                        st.rerun()
+            elif cjob.active:
+                st.info(t("Converting… step {i}/{n}", i=cjob.current_step + 1, n=len(cjob.steps)))
+            else:
+                st.success(t("Converted"))
+    if any(jobs.read_job(convert.export_dir(run, it)) is not None for it, _ in ckpts):
+        st.page_link("pages/convert_chat.py", label=t("Chat with the converted models"), icon=":material/chat:")
+
+# --- compare runs -------------------------------------------------------------------------------------
+with tab_compare:
+    if len(all_runs) < 2:
+        st.caption(t("One run so far: start another on the Train page (e.g. with another learning rate) to compare."))
+    else:
+        by_id = {r.id: r for r in all_runs}
+        chosen = st.multiselect(t("Runs"), list(by_id), default=list(by_id)[:2], key="compare_runs")
+        series = [compare.run_series(by_id[i]) for i in chosen]
+        if series:
+            k1, k2 = st.columns(2)
+            k1.plotly_chart(compare.overlay_figure(series, "loss", t("Loss (smoothed)"), "loss", smoothing=0.1),
+                            key="cmp_loss")
+            k2.plotly_chart(compare.overlay_figure(series, "lr", t("Learning rate"), "lr"), key="cmp_lr")
+            k3, k4 = st.columns(2)
+            k3.plotly_chart(compare.overlay_figure(series, "grad_norm", t("Gradient norm"), "grad norm"), key="cmp_grad")
+            key = "tokens_per_s" if all("tokens_per_s" in s.series for s in series) else "iters_per_s"
+            k4.plotly_chart(compare.overlay_figure(series, key, t("Throughput"), key.replace("_per_s", "/s")),
+                            key="cmp_tps")
+        if len(chosen) >= 2:
+            st.markdown(t("**What differs** between {a} and {b}", a=chosen[0], b=chosen[1]))
+            ra, rb = by_id[chosen[0]], by_id[chosen[1]]
+            rows = [{t("setting"): k, chosen[0]: repr(va), chosen[1]: repr(vb)} for k, va, vb in compare.spec_diff(ra, rb)]
+            if rows:
+                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            else:
+                st.caption(t("Same settings."))
+            with st.expander(t("config.py diff")):
+                st.code(compare.config_diff(ra, rb) or t("identical"), language="diff")

@@ -52,7 +52,7 @@ def test_every_page_renders_after_a_training_run(trained_workspace, page):
         assert at.get("plotly_chart"), "the loss chart is shown"
         assert any("Succeeded" in m.value for m in at.markdown)
     if page == "pages/results.py":
-        assert len(at.get("plotly_chart")) == 3
+        assert len(at.get("plotly_chart")) == 4  # loss, lr, grad norm, throughput
         assert any("Ada's assistant" in c.value for c in at.code), "evaluation answers per checkpoint"
 
 
@@ -72,23 +72,6 @@ def test_home_shows_a_clear_error_for_a_bad_project_name(workspace):
     at.text_input[0].set_value("../escape")
     at.button(key="FormSubmitter:new_project-Create").click().run()
     assert at.error and "not allowed" in at.error[0].value
-
-
-def test_configure_saves_hyperparameters_and_refuses_bad_questions(demo_workspace):
-    from core.project import ProjectStore
-
-    at = visit(app(demo_workspace, "demo").run(), "pages/configure.py")
-    at.text_area[0].set_value("\n".join(f"q{i}" for i in range(11)))
-    at.button(key="FormSubmitter:hyperparams-Save").click().run()
-    assert at.error and "between 1 and 10" in at.error[0].value
-    at.text_area[0].set_value('Who are you?\nquote " and { brace }')
-    at.number_input[0].set_value(0.002)
-    at.button(key="FormSubmitter:hyperparams-Save").click().run()
-    assert not at.error
-    project = ProjectStore(demo_workspace).load("demo")
-    assert project.evaluation_inputs == ["Who are you?", 'quote " and { brace }']
-    assert project.hyperparams.lr == 0.002
-    assert any("quote \" and { brace }" in c.value for c in at.code)  # the config preview holds it as a literal
 
 
 def test_page_loads_do_not_import_torch_transformers_or_xtuner(demo_workspace):

@@ -114,7 +114,8 @@ def test_newcomer_path_from_home_to_side_by_side_answers(app_url):
         shot(page, "4-train")
 
         nav(page, "4 · Results")
-        expect(page.get_by_text("Evaluation answers per checkpoint")).to_be_visible(timeout=30_000)
+        page.get_by_role("tab", name="Evaluation answers").click()
+        expect(page.get_by_text("Ada's assistant").first).to_be_visible(timeout=30_000)
         shot(page, "5-results")
 
         nav(page, "5 · Convert & Chat")
@@ -123,11 +124,22 @@ def test_newcomer_path_from_home_to_side_by_side_answers(app_url):
         box = page.get_by_test_id("stChatInputTextArea")
         box.fill("Who are you?")
         box.press("Enter")
-        tuned = page.locator(".st-key-answer_tuned")
+        tuned = page.locator(".st-key-answer_right")  # right: the newest fine-tuned model (merged)
         expect(tuned).to_contain_text("Ada's assistant", timeout=180_000)
-        base_text = page.locator(".st-key-answer_base").inner_text()
+        base_text = page.locator(".st-key-answer_left").inner_text()  # left: the base model
         assert base_text.strip() and "Ada's assistant" not in base_text
         total_s = time.monotonic() - t0
         shot(page, "6-chat")
+
+        # the adapter without merging, on the left, against the merged model: the same new identity
+        page.get_by_test_id("stSelectbox").filter(has_text="Left").click()
+        page.get_by_role("option", name=re.compile("adapter on base")).click()
+        page.wait_for_timeout(1500)
+        box.fill("Who are you?")
+        box.press("Enter")
+        expect(page.locator(".st-key-answer_left")).to_contain_text("Ada's assistant", timeout=180_000)
+        expect(page.locator(".st-key-answer_right")).to_contain_text("Ada's assistant", timeout=60_000)
+        page.get_by_role("button", name="Undo").click()
+        expect(page.locator(".st-key-answer_left")).not_to_contain_text("Ada's assistant", timeout=30_000)
         browser.close()
     print(f"\nbrowser path: demo → trained in {train_s:.0f}s; → fine-tuned answer in the browser in {total_s:.0f}s")

@@ -79,3 +79,76 @@ def test_mmengine_parses_the_config_lazily(tmp_path):
     cfg = Config.fromfile(str(path))
     assert list(cfg.evaluation_inputs) == HOSTILE
     assert cfg.train_cfg.max_epochs == 3
+
+
+# --- every string field a user can type round-trips exactly, or is refused by an allow-list ------
+INJECTION = "q'\"\n}{__import__('os').system('id')}\\n\"\"\"'''{lr}{0}"
+# field -> how to read it back from the config (via the AST import, which never executes it)
+ROUND_TRIP = {
+    "model_path": lambda cfg, values: cfg.model_path,
+    "dataset_path": lambda cfg, values: cfg.dataset_path,
+    "system_prompt": lambda cfg, values: cfg.system_prompt,
+    "evaluation_inputs": lambda cfg, values: cfg.evaluation_inputs[0],
+    "progress_file": lambda cfg, values: values["studio_progress_file"],
+    "stop_file": lambda cfg, values: values["studio_stop_file"],
+    "lora_target_modules": lambda cfg, values: cfg.hyperparams["lora_target_modules"][0],
+}
+ALLOW_LISTED = {"prompt_template", "dataset_format", "device", "optimizer", "method"}
+
+
+def _string_fields():
+    from core.configgen import TrainSpec
+
+    def has_str(annotation) -> bool:
+        return "str" in repr(annotation) or "Literal" in repr(annotation)
+
+    fields = {n for n, f in TrainSpec.model_fields.items() if has_str(f.annotation)}
+    fields |= {n for n, f in Hyperparams.model_fields.items() if has_str(f.annotation)}
+    return fields
+
+
+def test_every_string_field_is_covered_by_the_injection_tests():
+    assert _string_fields() == set(ROUND_TRIP) | ALLOW_LISTED
+
+
+@pytest.mark.parametrize("name", sorted(ROUND_TRIP))
+def test_typed_text_round_trips_into_the_config_as_the_same_string(name):
+    from core.config_import import parse_config
+
+    value = [INJECTION] if name in ("evaluation_inputs", "lora_target_modules") else INJECTION
+    if name == "lora_target_modules":
+        s = spec(hyperparams=Hyperparams(lora_target_modules=value))
+    else:
+        s = spec(**{name: value})
+    text = render_config(s)
+    for node in ast.parse(text).body:  # still only imports and assignments
+        assert isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign))
+    assert ROUND_TRIP[name](parse_config(text), literal_assignments(text)) == INJECTION
+
+
+@pytest.mark.parametrize("name", sorted(ALLOW_LISTED))
+def test_allow_listed_fields_refuse_typed_text(name):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        if name == "optimizer":
+            Hyperparams(optimizer=INJECTION)
+        else:
+            spec(**{name: INJECTION})
+
+
+def test_the_evaluation_hook_sees_the_system_prompt_exactly(tmp_path):
+    """XTuner's EvaluateChatHook formats the system text twice; the config doubles the braces."""
+    from mmengine.config import Config
+
+    from core.templates import PROMPT_TEMPLATES, format_prompt
+
+    path = tmp_path / "cfg.py"
+    path.write_text(render_config(spec(system_prompt=INJECTION, evaluation_inputs=[INJECTION])))
+    cfg = Config.fromfile(str(path))
+    hook = next(h for h in cfg.custom_hooks if "evaluation_inputs" in h)
+    template = PROMPT_TEMPLATES["qwen_chat"]
+    # what evaluate_chat_hook.py does: SYSTEM.format(system=...), then (system + instruction).format(...)
+    system = template["SYSTEM"].format(system=hook["system"])
+    seen = (system + template["INSTRUCTION"]).format(input=hook["evaluation_inputs"][0], round=1, lr=0.1)
+    assert seen == format_prompt("qwen_chat", INJECTION, system=INJECTION)
