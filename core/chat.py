@@ -104,7 +104,8 @@ class ModelCache:
     def key_of(model_path: str, adapter: Optional[str] = None, device: str = "cpu") -> tuple:
         return (str(Path(model_path).resolve()), str(Path(adapter).resolve()) if adapter else None, device)
 
-    def get(self, model_path: str, adapter: Optional[str] = None, device: str = "cpu") -> LoadedModel:
+    def get(self, model_path: str, adapter: Optional[str] = None, device: str = "cpu",
+            trust_remote_code: bool = False) -> LoadedModel:
         key = self.key_of(model_path, adapter, device)
         with self._lock:
             if key in self._models:
@@ -114,7 +115,7 @@ class ModelCache:
             with self._lock:
                 if key in self._models:  # loaded by another thread while this one waited
                     return self._models[key]
-            loaded = load_model(model_path, adapter, device)
+            loaded = load_model(model_path, adapter, device, trust_remote_code)
             loaded.key = key
             with self._lock:
                 self._models[key] = loaded
@@ -166,12 +167,14 @@ def _free(loaded: LoadedModel) -> None:
         pass
 
 
-def load_model(model_path: str, adapter: Optional[str] = None, device: str = "cpu") -> LoadedModel:
+def load_model(model_path: str, adapter: Optional[str] = None, device: str = "cpu",
+               trust_remote_code: bool = False) -> LoadedModel:
+    """Load a model (+ adapter). ``trust_remote_code`` only when the user opted in for this model."""
     with _LOAD_LOCK:
-        return _load_model(model_path, adapter, device)
+        return _load_model(model_path, adapter, device, trust_remote_code)
 
 
-def _load_model(model_path: str, adapter: Optional[str], device: str) -> LoadedModel:
+def _load_model(model_path: str, adapter: Optional[str], device: str, trust_remote_code: bool) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -181,8 +184,8 @@ def _load_model(model_path: str, adapter: Optional[str], device: str) -> LoadedM
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json).")
     dtype = torch.float32 if device == "cpu" else torch.float16
-    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=dtype, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=dtype, trust_remote_code=trust_remote_code)
     if adapter:
         from peft import PeftModel
 

@@ -42,6 +42,7 @@ class TrainSpec(BaseModel):
     progress_file: Optional[str] = None
     stop_file: Optional[str] = None
     load_from: Optional[str] = None  # warm start: weights of another run's checkpoint, fresh optimizer
+    trust_remote_code: bool = False  # run the model folder's own code (only after the user opted in)
 
     @field_validator("prompt_template")
     @classmethod
@@ -77,6 +78,7 @@ def spec_from_project(project: Project, device: Device, progress_file: str | Non
         map_num_proc=default_map_num_proc(project.dataset_path),
         progress_file=progress_file,
         stop_file=stop_file,
+        trust_remote_code=project.trust_remote_code,
     )
 
 
@@ -182,7 +184,7 @@ def render_config(spec: TrainSpec) -> str:
     add("tokenizer = dict(")
     add("    type=AutoTokenizer.from_pretrained,")
     add("    pretrained_model_name_or_path=pretrained_model_name_or_path,")
-    add("    trust_remote_code=True,")
+    add(f"    trust_remote_code={lit(spec.trust_remote_code)},")
     add("    padding_side='right')")
     add("")
     add("model = dict(")
@@ -191,7 +193,7 @@ def render_config(spec: TrainSpec) -> str:
     add("    llm=dict(")
     add("        type=AutoModelForCausalLM.from_pretrained,")
     add("        pretrained_model_name_or_path=pretrained_model_name_or_path,")
-    add("        trust_remote_code=True,")
+    add(f"        trust_remote_code={lit(spec.trust_remote_code)},")
     if gpu and spec.method != "full":
         add("        torch_dtype=torch.float16,")
     else:

@@ -191,7 +191,7 @@ if pending is not None and pending["streams"] is None:
     try:
         chosen = [by_key[k] for k in turn["keys"]]
         with st.spinner(t("Loading models… (the first question loads them)")):
-            loaded = [cache.get(c.model_path, c.adapter, device) for c in chosen]
+            loaded = [cache.get(c.model_path, c.adapter, device, project.trust_remote_code) for c in chosen]
     except (KeyError, OSError, ValueError) as e:
         st.session_state.pop("chat_pending", None)
         st.error(t("Cannot load the model: {reason}", reason=str(e)))

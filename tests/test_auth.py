@@ -38,7 +38,7 @@ def test_deep_link_on_a_fresh_server_still_asks_for_the_password(tmp_path):
     pytest.importorskip("playwright")
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_browser import CHROMIUM, start_server, stop_server
+    from test_browser import CHROMIUM, start_server, stop_server
 
     proc, url = start_server(tmp_path, extra_env={"XTUNER_STUDIO_PASSWORD": "s3cret"})
     try:

@@ -91,6 +91,7 @@ ROUND_TRIP = {
     "evaluation_inputs": lambda cfg, values: cfg.evaluation_inputs[0],
     "progress_file": lambda cfg, values: values["studio_progress_file"],
     "stop_file": lambda cfg, values: values["studio_stop_file"],
+    "load_from": lambda cfg, values: values["load_from"],
     "lora_target_modules": lambda cfg, values: cfg.hyperparams["lora_target_modules"][0],
 }
 ALLOW_LISTED = {"prompt_template", "dataset_format", "device", "optimizer", "method"}
@@ -152,3 +153,9 @@ def test_the_evaluation_hook_sees_the_system_prompt_exactly(tmp_path):
     system = template["SYSTEM"].format(system=hook["system"])
     seen = (system + template["INSTRUCTION"]).format(input=hook["evaluation_inputs"][0], round=1, lr=0.1)
     assert seen == format_prompt("qwen_chat", INJECTION, system=INJECTION)
+
+
+def test_trust_remote_code_only_when_opted_in():
+    assert "trust_remote_code=True" not in render_config(spec())
+    text = render_config(spec(trust_remote_code=True))
+    assert text.count("trust_remote_code=True") == 2

@@ -10,7 +10,7 @@ from ui import i18n
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "Home.py")
-TRANSLATED_PAGES = ["pages/home.py", "pages/model_data.py", "pages/train.py"]
+TRANSLATED_PAGES = ["pages/home.py", "pages/model_data.py", "pages/configure.py", "pages/train.py", "pages/results.py", "pages/convert_chat.py"]
 
 
 def run_in(lang, ws, page, project=None):
