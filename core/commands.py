@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from core.estimate import DEEPSPEED_CONFIGS
+from core.launch import DEEPSPEED_PRESETS
 from core.paths import REPO_ROOT
 from core.project import Project
 
@@ -44,8 +44,8 @@ class Layout:
 
 
 def _check(project: Project) -> None:
-    if project.deepspeed is not None and project.deepspeed not in DEEPSPEED_CONFIGS:
-        raise CommandError(f"Unknown DeepSpeed config {project.deepspeed!r}; known: {', '.join(DEEPSPEED_CONFIGS)}.")
+    if project.deepspeed is not None and project.deepspeed not in DEEPSPEED_PRESETS:
+        raise CommandError(f"Unknown DeepSpeed config {project.deepspeed!r}; known: {', '.join(DEEPSPEED_PRESETS)}.")
     if not project.model_path or not project.prompt_template:
         raise CommandError("Choose a base model (and its prompt template) on Model & Data first.")
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from core.launch import DEEPSPEED_PRESETS
 from core.project import Hyperparams
 
 GIB = 1024 ** 3
@@ -36,8 +37,6 @@ OVERHEAD_BYTES = int(0.75 * GIB)  # CUDA context + kernels, outside max_memory_a
 SLACK = 0.10  # allocator fragmentation
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit weights + 8-bit block absmax + fp32 second-level scale
 LOGIT_BYTES = 12  # fp16 logits + fp32 copy for the loss + fp32 log-softmax / gradient
-DEEPSPEED_CONFIGS = ("deepspeed_zero1", "deepspeed_zero2", "deepspeed_zero2_offload", "deepspeed_zero3",
-                     "deepspeed_zero3_offload")
 _EMBED_NAMES = ("embed", "wte", "tok_embeddings", "word_embeddings")
 _HEAD_NAMES = ("lm_head", "output", "output_layer")
 
@@ -181,8 +180,8 @@ class Estimate:
 def estimate(shape: ModelShape, method: str, hp: Hyperparams, num_gpus: int = 1, num_nodes: int = 1,
              deepspeed: Optional[str] = None) -> Estimate:
     """Peak GPU memory per device for one training step (see the module docstring)."""
-    if deepspeed is not None and deepspeed not in DEEPSPEED_CONFIGS:
-        raise EstimateError(f"Unknown DeepSpeed config {deepspeed!r}; known: {', '.join(DEEPSPEED_CONFIGS)}.")
+    if deepspeed is not None and deepspeed not in DEEPSPEED_PRESETS:
+        raise EstimateError(f"Unknown DeepSpeed config {deepspeed!r}; known: {', '.join(DEEPSPEED_PRESETS)}.")
     world = max(1, num_gpus) * max(1, num_nodes)
     stage = int(deepspeed[len("deepspeed_zero")]) if deepspeed else 0
     offload = bool(deepspeed and deepspeed.endswith("_offload"))

@@ -7,8 +7,9 @@ from pydantic import ValidationError
 from core import commands, presets, system
 from core.config_import import ConfigImportError, parse_config
 from core.configgen import ConfigError, render_config, spec_from_project
-from core.estimate import DEEPSPEED_CONFIGS, EstimateError, estimate_for_project, fit_check
+from core.estimate import EstimateError, estimate_for_project, fit_check
 from core.fsutil import human_bytes
+from core.launch import DEEPSPEED_PRESETS
 from core.project import Hyperparams, ProjectError
 from ui import session
 from ui.frame import page_frame
@@ -188,7 +189,7 @@ with st.form("hyperparams"):
                                       n=len(gpus)))
     num_nodes = g2.number_input(t("Nodes"), value=int(project.num_nodes), min_value=1, max_value=1024,
                                 help=t("Machines training together; each runs the same command with its own rank."))
-    ds_options = [None, *DEEPSPEED_CONFIGS]
+    ds_options = [None, *DEEPSPEED_PRESETS]
     deepspeed = g3.selectbox(
         t("DeepSpeed"), ds_options, index=ds_options.index(project.deepspeed) if project.deepspeed in ds_options else 0,
         format_func=lambda v: t("off") if v is None else v,
@@ -210,8 +211,8 @@ if submitted:
     except ValueError:
         st.error(t("The seed must be a whole number, or empty for a random one."))
 if deepspeed and not gpus:
-    st.caption(t("No GPU here: DeepSpeed applies on a GPU machine (the commands below); runs on this machine "
-                 "train without it."))
+    st.caption(t("No GPU here: DeepSpeed is for the commands and the Slurm script below, run on a GPU machine. "
+                 "Training on this machine needs it off (3 · Train → Launch shows what can run here)."))
 
 # --- evaluation ----------------------------------------------------------------------------------
 st.subheader(t("Evaluation"))
