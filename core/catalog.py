@@ -42,18 +42,11 @@ def _check_sources(v: dict[str, str]) -> dict[str, str]:
     return v
 
 
-class ModelEntry(BaseModel):
+class _Entry(BaseModel):
+    """What every catalog entry has: an id and its repo per source, both checked."""
+
     id: str
-    name: str
-    family: str
-    params_b: float = Field(gt=0, description="parameters, billions")
-    size_gb: float = Field(gt=0, description="download size, GB (approximate)")
-    template: str
     sources: dict[str, str]
-    gated: bool = False
-    remote_code: bool = False
-    context: Optional[int] = None
-    note: str = ""
 
     @field_validator("id")
     @classmethod
@@ -64,6 +57,18 @@ class ModelEntry(BaseModel):
     @classmethod
     def _sources(cls, v: dict[str, str]) -> dict[str, str]:
         return _check_sources(v)
+
+
+class ModelEntry(_Entry):
+    name: str
+    family: str
+    params_b: float = Field(gt=0, description="parameters, billions")
+    size_gb: float = Field(gt=0, description="download size, GB (approximate)")
+    template: str
+    gated: bool = False
+    remote_code: bool = False
+    context: Optional[int] = None
+    note: str = ""
 
     @field_validator("template")
     @classmethod
@@ -73,25 +78,13 @@ class ModelEntry(BaseModel):
         return v
 
 
-class DatasetEntry(BaseModel):
-    id: str
+class DatasetEntry(_Entry):
     name: str
     format: Literal["openai", "xtuner", "alpaca", "sharegpt", "oasst1"]
     records: int = Field(gt=0)
     size_mb: float = Field(gt=0)
     language: str
-    sources: dict[str, str]
     note: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return _check_id(v)
-
-    @field_validator("sources")
-    @classmethod
-    def _sources(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_sources(v)
 
 
 class Catalog(BaseModel):

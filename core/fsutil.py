@@ -57,3 +57,13 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+def human_duration(seconds, unknown: str = "—") -> str:
+    """``m:ss`` or ``h:mm:ss``; ``unknown`` for None."""
+    if seconds is None:
+        return unknown
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

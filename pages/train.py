@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import charts, jobs, launch, runs, system
 from core.configgen import ConfigError
-from core.fsutil import human_bytes
+from core.fsutil import human_bytes, human_duration
 from core.metrics import LogTail, ScalarsReader
 from ui import session
 from ui.frame import page_frame
@@ -28,15 +28,6 @@ STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":green[:materia
                "stopped": ":orange[:material/stop_circle:]", "new": ":material/draft:"}
 STATE_NAMES = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
                "stopped": "Stopped", "new": "Not started"}
-
-
-def fmt_duration(seconds) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def state_name(state: str) -> str:
@@ -232,7 +223,7 @@ def live_view() -> None:
     total_s = sum(a.get("duration_s") or 0.0 for a in job.history) + (job.duration_s or 0.0)
     st.markdown(f"**{STATE_ICONS.get(job.state, '')} {state_name(job.state)}** · "
                 + t("run {run} · attempt {attempt} · {duration} in all",
-                    run=f"`{run.id}`", attempt=job.attempt, duration=fmt_duration(total_s)))
+                    run=f"`{run.id}`", attempt=job.attempt, duration=human_duration(total_s)))
     if job.reason and job.state != "succeeded":
         (st.error if job.state == "failed" else st.info)(job.reason)
     if job.escalation:
@@ -254,14 +245,14 @@ def live_view() -> None:
     elif total:
         text = t("Iteration {it}/{total}", it=it, total=total)
         if job.active and phase == "training":
-            text += " · " + t("ETA {eta}", eta=fmt_duration(eta))
+            text += " · " + t("ETA {eta}", eta=human_duration(eta))
         st.progress(min(1.0, it / total), text=text)
     if total:
         m = st.columns(4)
         epoch, max_epochs = progress.get("epoch"), progress.get("max_epochs")
         m[0].metric(t("Epoch"), f"{epoch} / {max_epochs}" if epoch else "—")
-        m[1].metric(t("Elapsed"), fmt_duration(total_s))
-        m[2].metric(t("ETA"), fmt_duration(eta) if job.active and phase == "training" else "—")
+        m[1].metric(t("Elapsed"), human_duration(total_s))
+        m[2].metric(t("ETA"), human_duration(eta) if job.active and phase == "training" else "—")
         tps = progress.get("tokens_per_s")
         m[3].metric(t("Tokens/s"), f"{tps:,.0f}" if tps else "—",
                     help=t("Training tokens per second (padding included), all GPUs together."))
@@ -301,7 +292,7 @@ st.dataframe(
         t("Run"): [s.id for s in summaries],
         t("State"): [state_name(s.state) for s in summaries],
         t("Created"): [s.created_at.replace("T", " ")[:19] for s in summaries],
-        t("Duration"): [fmt_duration(s.duration_s) for s in summaries],
+        t("Duration"): [human_duration(s.duration_s) for s in summaries],
         t("Iterations"): [f"{s.last_iter or 0} / {s.max_iters}" if s.max_iters else "—" for s in summaries],
         t("Final loss"): [s.final_loss for s in summaries],
         t("Checkpoints"): [s.checkpoints for s in summaries],

@@ -74,20 +74,31 @@ def test_home_shows_a_clear_error_for_a_bad_project_name(workspace):
     assert at.error and "not allowed" in at.error[0].value
 
 
-def test_page_loads_do_not_import_torch_transformers_or_xtuner(demo_workspace):
-    """Checked in a fresh interpreter: this test process may have imported torch already."""
+def heavy_modules_after_visiting_every_page(ws) -> list[str]:
+    """Visit every page in a fresh interpreter (this test process may have imported torch already)
+    and return which of torch / transformers / xtuner / mmengine / peft got imported."""
     script = f"""
 import os, sys, json
-os.environ["XTUNER_STUDIO_HOME"] = {str(demo_workspace)!r}
+os.environ["XTUNER_STUDIO_HOME"] = {str(ws)!r}
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({HOME!r}, default_timeout=60)
 at.query_params["project"] = "demo"
 at.run()
-for page in ("pages/home.py", "pages/model_data.py", "pages/configure.py", "pages/train.py", "pages/results.py"):
+for page in {tuple(PAGES)!r}:
     at.switch_page(page).run()
     assert not at.exception, page
 print(json.dumps([m for m in ("torch", "transformers", "xtuner", "mmengine", "peft") if m in sys.modules]))
 """
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_page_loads_do_not_import_torch_transformers_or_xtuner(demo_workspace):
+    assert heavy_modules_after_visiting_every_page(demo_workspace) == []
+
+
+@pytest.mark.slow
+def test_page_loads_with_runs_and_checkpoints_do_not_import_torch(trained_workspace):
+    """Results with curves and answers, Convert & Chat with checkpoints and chat choices: still no torch."""
+    assert heavy_modules_after_visiting_every_page(trained_workspace) == []

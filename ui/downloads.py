@@ -8,22 +8,13 @@ import streamlit as st
 
 from core import hub, jobs
 from core.catalog import SOURCE_LABELS
-from core.fsutil import human_bytes
+from core.fsutil import human_bytes, human_duration
 from ui.i18n import t
 
 
 def attempts_for(sources: dict[str, str], order: list[str]) -> list[hub.Attempt]:
     """The entry's repo ids in the user's source order (sources the entry lacks are skipped)."""
     return [hub.Attempt(s, sources[s]) for s in order if s in sources]
-
-
-def _eta(seconds) -> str:
-    if seconds is None:
-        return "…"
-    seconds = int(seconds)
-    m, s = divmod(seconds, 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def progress_text(p: dict) -> tuple[float, str]:
@@ -35,7 +26,7 @@ def progress_text(p: dict) -> tuple[float, str]:
         return 0.0, t("{done} downloaded from {source}", done=human_bytes(done), source=source)
     frac = min(1.0, done / total)
     return frac, t("{done} of {total} · {rate}/s · {eta} left · {source}", done=human_bytes(done),
-                   total=human_bytes(total), rate=human_bytes(p.get("rate_bps") or 0), eta=_eta(p.get("eta_s")),
+                   total=human_bytes(total), rate=human_bytes(p.get("rate_bps") or 0), eta=human_duration(p.get("eta_s"), unknown="…"),
                    source=source)
 
 
