@@ -6,11 +6,11 @@ Both sides use the demo model's architecture and tokenizer (built in a temporary
 prompt and exactly the same number of new tokens (greedy, ``min_new_tokens = max_new_tokens``). "ours" is what the Convert & Chat
 page does: ``core.chat.start_stream`` in a background thread while the caller reads ``.text`` every
 50 ms (waking at once when the answer completes); "plain" is ``model.generate`` in the calling thread.
-is taken. The last line is ``ratio=<ours/plain>``: the median, over back-to-back pairs of one run of
+The last line is ``ratio=<ours/plain>``: the median, over back-to-back pairs of one run of
 each (their order alternating), of ours ÷ plain tokens/s — pairs cancel the drift of a shared
 machine's speed, which moved single timings by ±30 % here.
 
-The model is the demo's, made wider and deeper by default (``--hidden 256 --layers 4``, ~3 M
+The model is the demo's, made wider and deeper by default (``--hidden 256 --layers 4``, 2.6 M
 parameters): the 140 k-parameter demo itself (``--hidden 64 --layers 2``) spends ~0.6 ms per token,
 so any fixed per-token cost of a streamer weighs ten times more than with a real model, where a token
 costs tens of milliseconds. Both figures are worth knowing; the default is the more realistic one.

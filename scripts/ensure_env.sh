@@ -84,11 +84,13 @@ if [ "$DEV" = 1 ]; then
   make_side_venv "${XTUNER_STUDIO_HUB_VENV:-.venv-hub}" "olah==0.5.4" bin/olah-cli
 fi
 
-if [ "$DEV" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "== installing Debian's chromium for the browser test"
+# Debian's Chromium for the browser test, and a CJK font so the Chinese UI is legible in its screenshots
+if [ "$DEV" = 1 ] && { ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi wenquanyi; }; then
+  echo "== installing Debian's chromium and fonts-wqy-microhei for the browser test"
   if [ "$(id -u)" = 0 ]; then SUDO=(); elif command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else SUDO=(); fi
-  if ! { "${SUDO[@]}" apt-get install -y -q chromium >/dev/null 2>&1 || \
-         { "${SUDO[@]}" apt-get update -q >/dev/null 2>&1 && "${SUDO[@]}" apt-get install -y -q chromium >/dev/null; }; }; then
-    echo "!! could not install chromium (apt-get as root): the browser test will fail" >&2
+  if ! { "${SUDO[@]}" apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1 || \
+         { "${SUDO[@]}" apt-get update -q >/dev/null 2>&1 && \
+           "${SUDO[@]}" apt-get install -y -q chromium fonts-wqy-microhei >/dev/null; }; }; then
+    echo "!! could not install chromium / fonts-wqy-microhei (apt-get as root): the browser test will fail" >&2
   fi
 fi

@@ -42,3 +42,19 @@ def trained_workspace(tmp_path_factory):
     job = jobs.wait_job(run.dir, timeout=600)
     assert job.state == "succeeded", run.log_path.read_text()[-3000:]
     return ws
+
+
+# Figures a test measured (e.g. the newcomer's time to a first fine-tune), printed at the end of the run.
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report_figure():
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("measured")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

@@ -96,7 +96,7 @@ def first_part(text: str) -> str:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_newcomer_path_from_home_to_side_by_side_answers(app_url, lang):
+def test_newcomer_path_from_home_to_side_by_side_answers(app_url, lang, report_figure):
     from playwright.sync_api import expect, sync_playwright
 
     T = lambda key: ui_text(lang, key)  # noqa: E731
@@ -151,6 +151,8 @@ def test_newcomer_path_from_home_to_side_by_side_answers(app_url, lang):
         base_text = page.locator(".st-key-answer_left").inner_text()  # left: the base model
         assert base_text.strip() and "Ada's assistant" not in base_text
         total_s = time.monotonic() - t0
+        for side in ("left", "right"):  # both answers complete (no streaming cursor) before the picture
+            expect(page.locator(f".st-key-answer_{side}")).not_to_contain_text("▌", timeout=120_000)
         shot(page, "6-chat" if en else "zh-6-chat")
 
         if en:
@@ -165,6 +167,6 @@ def test_newcomer_path_from_home_to_side_by_side_answers(app_url, lang):
             page.get_by_role("button", name="Undo").click()
             expect(page.locator(".st-key-answer_left")).not_to_contain_text("Ada's assistant", timeout=30_000)
         browser.close()
-    # the newcomer budget (issue 6): ≤ 5 minutes from the first click to the fine-tuned answer
-    print(f"\n[{lang}] time to first fine-tune: demo → trained in {train_s:.0f}s; "
-          f"→ fine-tuned answer in the browser in {total_s:.0f}s")
+    # the newcomer budget (issue 6): ≤ 5 minutes to the fine-tuned answer — measured and printed, not asserted
+    report_figure(f"[{lang}] time to first fine-tune in the browser: first click → trained in {train_s:.0f} s, "
+                  f"→ fine-tuned answer in {total_s:.0f} s (budget 300 s)")
