@@ -81,6 +81,23 @@ def nav(page, label: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
+def choose(page, select_label: str, option, attempts: int = 4) -> None:
+    """Pick ``option`` in the selectbox labelled ``select_label``. A rerun that lands while the list
+    is open redraws the widget and closes it, so open it again until the option can be clicked."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        page.get_by_test_id("stSelectbox").filter(has_text=select_label).click()
+        try:
+            page.get_by_role("option", name=option).click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(1_000)
+
+
 def ui_text(lang: str, key: str) -> str:
     """What the app shows for ``key`` in ``lang`` (the Chinese catalog must have it)."""
     if lang == "en":
@@ -157,8 +174,7 @@ def test_newcomer_path_from_home_to_side_by_side_answers(app_url, lang, report_f
 
         if en:
             # the adapter without merging, on the left, against the merged model: the same new identity
-            page.get_by_test_id("stSelectbox").filter(has_text="Left").click()
-            page.get_by_role("option", name=re.compile("adapter on base")).click()
+            choose(page, "Left", re.compile("adapter on base"))
             page.wait_for_timeout(1500)
             box.fill("Who are you?")
             box.press("Enter")
