@@ -55,3 +55,17 @@ def test_deep_link_on_a_fresh_server_still_asks_for_the_password(tmp_path):
             browser.close()
     finally:
         stop_server(proc)
+
+
+def test_server_settings_are_safe_to_leave_running():
+    """Loopback only, no usage stats, and no source watcher: a recursive inotify watch over the repo
+    (.venv included) overflows while training writes files and stalls the server's page updates."""
+    import tomllib
+
+    from tests.test_browser import REPO
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["server"]["headless"] is True
+    assert config["server"]["fileWatcherType"] == "none"
+    assert config["browser"]["gatherUsageStats"] is False
