@@ -54,6 +54,7 @@ def main() -> int:
     from core import demo
     from core.configgen import render_config, spec_from_project
     from core.estimate import GIB, estimate_for_project
+    from core.metrics import ScalarsReader
     from core.project import Hyperparams, ProjectStore
     from core.runs import training_env
     from core.templates import detect_template
@@ -96,15 +97,9 @@ def main() -> int:
         print(f"training failed (exit {code}); log: {log}", file=sys.stderr)
         return 1
 
-    memory = []
-    for path in sorted((run_dir / "work_dir").glob("*/vis_data/scalars.json")):
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if "memory" in rec:
-                memory.append(rec["memory"])
+    reader = ScalarsReader(run_dir / "work_dir")
+    reader.poll()
+    _, memory = reader.series("memory")
     if not memory:
         print(f"no 'memory' in scalars.json (is mmengine logging on a GPU?); log: {log}", file=sys.stderr)
         return 1

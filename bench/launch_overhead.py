@@ -29,7 +29,6 @@ The last line is ``ratio=<app/cli mean iteration time>`` (goal: at most 1.02).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -52,15 +51,12 @@ STUDIO_HOOK_LINE = re.compile(r"^\s*dict\(type=Studio(Progress|Stop)Hook.*\n", r
 
 
 def iteration_times(work_dir: Path, warmup: int) -> list[float]:
-    times = []
-    for path in sorted(work_dir.glob("*/vis_data/scalars.json")):
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("iter", 0) > warmup and "time" in rec:
-                times.append(rec["time"])
+    from core.metrics import ScalarsReader
+
+    reader = ScalarsReader(work_dir)
+    reader.poll()
+    iters, values = reader.series("time")
+    times = [t for it, t in zip(iters, values) if it > warmup]
     if not times:
         raise RuntimeError(f"no iteration times in {work_dir}")
     return times

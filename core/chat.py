@@ -78,12 +78,12 @@ def model_choices(project) -> list[ModelChoice]:
 
     add_base(project.model_path, f"Base · {Path(project.model_path or '').name}")
     for run in runs.list_runs(project):
-        base = run.info.get("spec", {}).get("model_path")
+        base = run.spec.get("model_path")
         add_base(base, f"Base of {run.id} · {Path(base or '').name}")
     for out in convert.outputs(project):
         tag = f"{out.run.id} · iter {out.iteration}"
         if out.kind == "adapter":
-            base = out.run.info.get("spec", {}).get("model_path") or project.model_path
+            base = out.run.spec.get("model_path") or project.model_path
             choices.append(ModelChoice(f"adapter:{out.path}", f"{tag} · adapter on base (not merged)",
                                        str(base), str(out.path), "adapter"))
         else:

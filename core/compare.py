@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from core.charts import ema
-from core.metrics import ScalarsReader, read_progress
+from core.metrics import ScalarsReader
 from core.runs import Run
 
 
@@ -23,10 +23,10 @@ class RunSeries:
 
 def tokens_per_iteration(run: Run) -> float | None:
     """Average tokens per iteration: measured by the progress hook, else batch × max_length when packed."""
-    p = read_progress(run.progress_path) or {}
+    p = run.progress()
     if p.get("tokens_per_s") and p.get("iters_per_s"):
         return p["tokens_per_s"] / p["iters_per_s"]
-    hp = run.info.get("spec", {}).get("hyperparams", {})
+    hp = run.spec.get("hyperparams", {})
     if hp.get("pack_to_max_length") and hp.get("batch_size") and hp.get("max_length"):
         return float(hp["batch_size"] * hp["max_length"])
     return None
@@ -86,8 +86,8 @@ _NOT_CHOICES = {"progress_file", "stop_file"}  # per-run paths, always different
 
 def spec_diff(a: Run, b: Run) -> list[tuple[str, object, object]]:
     """(setting, value in a, value in b) for every choice that differs between two runs."""
-    fa = flatten(a.info.get("spec", {}))
-    fb = flatten(b.info.get("spec", {}))
+    fa = flatten(a.spec)
+    fb = flatten(b.spec)
     fa["device"], fb["device"] = a.info.get("device"), b.info.get("device")
     keys = sorted(set(fa) | set(fb))
     return [(k, fa.get(k), fb.get(k)) for k in keys if k not in _NOT_CHOICES and fa.get(k) != fb.get(k)]

@@ -31,7 +31,7 @@ def final_model_dir(run: Run, iteration: int, method: str) -> Path:
 
 
 def run_method(run: Run, project: Project) -> str:
-    return run.info.get("spec", {}).get("method") or project.method
+    return run.spec.get("method") or project.method
 
 
 def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, device: str,
@@ -46,7 +46,7 @@ def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, 
         env=env, cwd=str(REPO_ROOT),
     )]
     if merge and run_method(run, project) != "full":
-        base = run.info.get("spec", {}).get("model_path") or project.model_path
+        base = run.spec.get("model_path") or project.model_path
         steps.append(Step(
             name="merge",
             argv=[py, "-m", "core.xtuner_entry", "merge", str(base), str(out / "hf"), str(out / "merged"),

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from core import jobs
+from core import jobs, system
 from core.fsutil import atomic_write_json, human_bytes, read_json
 from core.paths import REPO_ROOT
 
@@ -113,13 +113,6 @@ class Attempt:
         return f"{self.source}={self.repo}"
 
 
-def free_bytes(path: str | os.PathLike) -> int:
-    p = Path(path)
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return shutil.disk_usage(p).free
-
-
 def start_download(cache: str | os.PathLike, kind: str, name: str, attempts: list[Attempt], *,
                    title: str = "", size_hint: int = 0, endpoints: dict[str, str] | None = None,
                    revision: str | None = None, max_workers: int = 4) -> jobs.Job:
@@ -132,7 +125,7 @@ def start_download(cache: str | os.PathLike, kind: str, name: str, attempts: lis
         if a.source not in SOURCES:
             raise ValueError(f"Unknown source {a.source!r}.")
     have = _present_bytes(dest)
-    free = free_bytes(dest)
+    free = system.disk_free(dest)
     if size_hint and size_hint - have + reserve_bytes() > free:
         raise DownloadError("disk_full", E_DISK, repo=attempts[0].repo, folder=str(dest.parent),
                             need=human_bytes(size_hint - have + reserve_bytes()), free=human_bytes(free))
@@ -455,7 +448,7 @@ def _attempt(p: Progress, source: str, repo: str, kind: str, dest: Path, cache_r
     files = list_files(source, repo, kind, rev, endpoint)
     total = sum(f.size for f in files)
     have = _present_bytes(dest, files)
-    free = free_bytes(dest)
+    free = system.disk_free(dest)
     if total - have + reserve_bytes() > free:
         raise DownloadError("disk_full", E_DISK, repo=repo, folder=str(dest.parent),
                             need=human_bytes(total - have + reserve_bytes()), free=human_bytes(free))

@@ -87,6 +87,11 @@ class Job(BaseModel):
             return None
         return (self.ended_at or time.time()) - self.started_at
 
+    @property
+    def total_duration_s(self) -> float:
+        """Seconds spent running over every attempt (a run's start and its resumes)."""
+        return sum(a.get("duration_s") or 0.0 for a in self.history) + (self.duration_s or 0.0)
+
     def attempt_record(self) -> dict:
         return {"attempt": self.attempt, "state": self.state, "started_at": self.started_at,
                 "ended_at": self.ended_at, "duration_s": self.duration_s, "exit_code": self.exit_code,

@@ -24,7 +24,6 @@ from mmengine.optim.scheduler import LinearLR
 from mmengine.optim.scheduler.param_scheduler import INF
 
 
-
 class WarmupLinearLR(LinearLR):
     @classmethod
     def build_iter_from_epoch(cls, *args, begin=0, end=INF, by_epoch=True, epoch_length=None, **kwargs):

@@ -80,6 +80,11 @@ class Run:
     def info(self) -> dict:
         return read_json(self.dir / "run.json", {}) or {}
 
+    @property
+    def spec(self) -> dict:
+        """The training spec the run was made from (``run.json``'s ``spec``: method, model, data, ...)."""
+        return self.info.get("spec") or {}
+
     def job(self) -> Optional[Job]:
         return jobs.read_job(self.dir)
 
@@ -139,17 +144,13 @@ def summarize(run: Run) -> RunSummary:
     info = run.info
     progress = run.progress()
     rec = last_record(run.work_dir) or {}
-    duration = None
-    if job is not None:
-        past = [a.get("duration_s") or 0.0 for a in job.history]
-        duration = sum(past) + (job.duration_s or 0.0)
     loss = rec.get("loss")
     return RunSummary(
         id=run.id,
         state=job.state if job else "new",
         attempts=job.attempt if job else 0,
         created_at=info.get("created_at", ""),
-        duration_s=duration,
+        duration_s=job.total_duration_s if job else None,
         last_iter=progress.get("iter") or rec.get("iter"),
         max_iters=progress.get("max_iters"),
         final_loss=float(loss) if isinstance(loss, (int, float)) else None,
@@ -193,7 +194,7 @@ def check_warm_start(project: Project, checkpoint: Path, plan: LaunchPlan) -> No
         raise ConfigError(f"Checkpoint {checkpoint.name} was saved {made} DeepSpeed and this run would train {now} it: "
                           "use the same DeepSpeed setting as the source run.")
     source = run_of_checkpoint(checkpoint)
-    spec = (source.info.get("spec") if source else None) or {}
+    spec = source.spec if source else {}
     if not spec:
         raise ConfigError(f"{checkpoint} is not a checkpoint of a run of this workspace.")
     if spec.get("method") != project.method:

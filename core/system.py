@@ -80,12 +80,18 @@ def memory() -> tuple[int, int]:
     return int(vm.total), int(vm.available)
 
 
-def disk_free(path: str | os.PathLike) -> int:
-    """Free bytes on the file system holding ``path`` (its nearest existing parent)."""
+def disk_usage(path: str | os.PathLike):
+    """``shutil.disk_usage`` of the file system holding ``path`` (its nearest existing parent: a
+    folder that is still to be made)."""
     p = Path(path).expanduser().resolve()
     while not p.exists() and p != p.parent:
         p = p.parent
-    return shutil.disk_usage(p).free
+    return shutil.disk_usage(p)
+
+
+def disk_free(path: str | os.PathLike) -> int:
+    """Free bytes on the file system holding ``path``."""
+    return disk_usage(path).free
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,7 @@ class Snapshot:
 def snapshot(disk_path: str | os.PathLike, pid: int | None = None) -> Snapshot:
     """GPUs, CPU, RAM and the disk holding ``disk_path``; with ``pid``, that process tree's memory."""
     vm = psutil.virtual_memory()
-    p = Path(disk_path).expanduser().resolve()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    du = shutil.disk_usage(p)
+    du = disk_usage(disk_path)
     try:
         load = tuple(round(x, 2) for x in os.getloadavg())
     except OSError:

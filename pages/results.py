@@ -20,7 +20,7 @@ if not all_runs:
 
 run = st.selectbox(t("Run"), all_runs, format_func=lambda r: r.id, key="results_run")
 job = run.job()
-spec = run.info.get("spec", {})
+spec = run.spec
 active = job is not None and job.active
 st.caption(t("State: **{state}** · {n} checkpoint(s) · method {method}", state=t(job.state) if job else "—",
              n=len(run.checkpoints()), method=str(spec.get("method", "?")).upper()))

@@ -220,7 +220,7 @@ def live_view() -> None:
         st.warning(t("This run has no job record yet."))
         return
     progress = run.progress()
-    total_s = sum(a.get("duration_s") or 0.0 for a in job.history) + (job.duration_s or 0.0)
+    total_s = job.total_duration_s
     st.markdown(f"**{STATE_ICONS.get(job.state, '')} {state_name(job.state)}** · "
                 + t("run {run} · attempt {attempt} · {duration} in all",
                     run=f"`{run.id}`", attempt=job.attempt, duration=human_duration(total_s)))

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core import hub, jobs
+from core import hub, jobs, system
 from core.hub import Attempt, DownloadError
-from tests.hubservers import ModelScopeHub, OlahHub, free_port
+from core.launch import free_port
+from tests.hubservers import ModelScopeHub, OlahHub
 
 def digest(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -171,7 +172,7 @@ def test_modelscope_errors(tmp_path, modelscope):
 
 
 def test_free_disk_is_checked_before_starting(tmp_path):
-    free = hub.free_bytes(tmp_path)
+    free = system.disk_free(tmp_path)
     with pytest.raises(DownloadError) as e:
         hub.start_download(tmp_path, "model", "huge", [Attempt("huggingface", "org/huge")], size_hint=free + 1)
     assert e.value.code == "disk_full" and "Not enough disk space" in str(e.value)

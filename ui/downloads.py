@@ -6,7 +6,7 @@ from typing import Optional
 
 import streamlit as st
 
-from core import hub, jobs
+from core import hub, jobs, system
 from core.catalog import SOURCE_LABELS
 from core.fsutil import human_bytes, human_duration
 from ui.i18n import t
@@ -75,7 +75,7 @@ def panel(cache: str, kind: str, name: str, sources: dict[str, str], order: list
         for a in attempts:
             st.error(f"**{SOURCE_LABELS.get(a['source'], a['source'])}** — {error_text(a)}")
     attempts = attempts_for(sources, order)
-    free = hub.free_bytes(cache)
+    free = system.disk_free(cache)
     st.caption(t("About {size} · {free} free in {folder} · sources in order: {sources}", size=human_bytes(size_bytes),
                  free=human_bytes(free), folder=cache,
                  sources=", ".join(SOURCE_LABELS[a.source] for a in attempts) or "—"))
