@@ -15,6 +15,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.hubservers import send_json
+
 
 class FakeHub:
     def __init__(self, root: Path):
@@ -42,14 +44,6 @@ class FakeHub:
                         self.rfile.readline()
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-            def reply(self, code: int, payload) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
             def do_POST(self):
                 hub.requests.append(f"POST {self.path}")
                 hub.auth.append(self.headers.get("Authorization", ""))
@@ -59,28 +53,28 @@ class FakeHub:
                     req = json.loads(body)
                     repo = f"{req.get('organization') or 'user'}/{req['name']}"
                     if repo in hub.repos:
-                        return self.reply(409, {"error": "You already created this model repo", "url": f"{base}/{repo}"})
+                        return send_json(self, 409, {"error": "You already created this model repo", "url": f"{base}/{repo}"})
                     hub.repos[repo] = {"private": req.get("private")}
-                    return self.reply(200, {"url": f"{base}/{repo}"})
+                    return send_json(self, 200, {"url": f"{base}/{repo}"})
                 m = re.match(r"^/api/models/([^/]+/[^/]+)/preupload/([^/?]+)", self.path)
                 if m:
                     files = json.loads(body)["files"]
                     modes = [{"path": f["path"], "shouldIgnore": False,
                               "uploadMode": "lfs" if f["path"].endswith((".safetensors", ".bin")) and f["size"] > 0
                               else "regular"} for f in files]
-                    return self.reply(200, {"files": modes})
+                    return send_json(self, 200, {"files": modes})
                 m = re.match(r"^/([^/]+/[^/]+)\.git/info/lfs/objects/batch$", self.path)
                 if m:
                     req = json.loads(body)
                     objects = [{"oid": o["oid"], "size": o["size"], "authenticated": True,
                                 "actions": {"upload": {"href": f"{base}/lfs-upload/{o['oid']}", "header": {}}}}
                                for o in req["objects"]]
-                    return self.reply(200, {"transfer": "basic", "objects": objects})
+                    return send_json(self, 200, {"transfer": "basic", "objects": objects})
                 m = re.match(r"^/api/models/([^/]+/[^/]+)/commit/([^/?]+)", self.path)
                 if m:
                     repo = m.group(1)
                     if repo not in hub.repos:
-                        return self.reply(404, {"error": "Repository not found"})
+                        return send_json(self, 404, {"error": "Repository not found"})
                     dest = hub.root / repo
                     for line in body.decode().splitlines():
                         if not line.strip():
@@ -97,15 +91,15 @@ class FakeHub:
                         target.parent.mkdir(parents=True, exist_ok=True)
                         target.write_bytes(data)
                     oid = hashlib.sha1(body).hexdigest()
-                    return self.reply(200, {"commitUrl": f"{base}/{repo}/commit/{oid}", "commitOid": oid})
+                    return send_json(self, 200, {"commitUrl": f"{base}/{repo}/commit/{oid}", "commitOid": oid})
                 if self.path.startswith("/api/v1/"):
                     return self.modelscope_post(body, base)
-                return self.reply(404, {"error": f"not served by the fake hub: {self.path}"})
+                return send_json(self, 404, {"error": f"not served by the fake hub: {self.path}"})
 
             # -- ModelScope (modelscope 1.40 / modelscope_hub): JSON envelopes {Code, Data, Success}
             def ms(self, code: int, data) -> None:
-                self.reply(code, {"Code": code, "Data": data, "Message": "ok" if code == 200 else "error",
-                                  "Success": code == 200, "RequestId": "fake"})
+                send_json(self, code, {"Code": code, "Data": data, "Message": "ok" if code == 200 else "error",
+                                       "Success": code == 200, "RequestId": "fake"})
 
             def modelscope_post(self, body: bytes, base: str):
                 path = self.path.split("?", 1)[0]
@@ -145,7 +139,7 @@ class FakeHub:
                 data = self.body()
                 oid = self.path.rsplit("/", 1)[-1]
                 if hashlib.sha256(data).hexdigest() != oid:
-                    return self.reply(400, {"error": "sha256 mismatch"})
+                    return send_json(self, 400, {"error": "sha256 mismatch"})
                 hub.blobs[oid] = data
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
@@ -154,7 +148,7 @@ class FakeHub:
             def do_GET(self):
                 hub.requests.append(f"GET {self.path}")
                 hub.auth.append(self.headers.get("Authorization", ""))
-                return self.reply(404, {"error": "not served by the fake hub"})
+                return send_json(self, 404, {"error": "not served by the fake hub"})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -26,14 +26,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from core.launch import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 OLAH_CLI = REPO / ".venv-hub" / "bin" / "olah-cli"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def send_json(h: BaseHTTPRequestHandler, code: int, body, head: bool = False) -> None:
+    """Answer ``h``'s request with ``body`` as JSON (headers only for a HEAD request)."""
+    data = json.dumps(body).encode()
+    h.send_response(code)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    if not head:
+        h.wfile.write(data)
 
 
 def git_repo(path: Path) -> Path:
@@ -211,48 +218,38 @@ class ModelScopeHub:
         shutil.copytree(source, target, ignore=shutil.ignore_patterns(".git"))
         return target
 
-    @staticmethod
-    def _json(h, code: int, body: dict, head: bool = False) -> None:
-        data = json.dumps(body).encode()
-        h.send_response(code)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        if not head:
-            h.wfile.write(data)
-
     def handle(self, h, head: bool = False) -> None:
         u = urlparse(h.path)
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
         parts = u.path.strip("/").split("/")
         if parts[:2] != ["api", "v1"] or len(parts) < 5 or parts[2] not in ("models", "datasets"):
-            return self._json(h, 404, {"Code": 404, "Message": "Not found", "Success": False}, head)
+            return send_json(h, 404, {"Code": 404, "Message": "Not found", "Success": False}, head)
         kind, repo_id, rest = parts[2], "/".join(parts[3:5]), parts[5:]
         if repo_id in self.gated:
-            return self._json(h, 401, {"Code": 10010401, "Message": "Unauthorized: please log in", "Success": False},
+            return send_json(h, 401, {"Code": 10010401, "Message": "Unauthorized: please log in", "Success": False},
                               head)
         repo = self.root / kind / repo_id
         if not repo.is_dir():
-            return self._json(h, 404, {"Code": 10010205, "Message": f"{repo_id} not found", "Success": False}, head)
+            return send_json(h, 404, {"Code": 10010205, "Message": f"{repo_id} not found", "Success": False}, head)
         if not rest:
-            return self._json(h, 200, {"Code": 200, "Data": {"Name": parts[4], "Path": parts[3]}, "Success": True},
+            return send_json(h, 200, {"Code": 200, "Data": {"Name": parts[4], "Path": parts[3]}, "Success": True},
                               head)
         if rest in (["repo", "files"], ["repo", "tree"]):
             if int(q.get("PageNumber", "1")) > 1:
-                return self._json(h, 200, {"Code": 200, "Data": {"Files": []}, "Success": True}, head)
+                return send_json(h, 200, {"Code": 200, "Data": {"Files": []}, "Success": True}, head)
             files = []
             for p in sorted(repo.rglob("*")):
                 if p.is_file():
                     rel = p.relative_to(repo).as_posix()
                     files.append({"Path": rel, "Name": p.name, "Type": "blob", "Size": p.stat().st_size,
                                   "Sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
-            return self._json(h, 200, {"Code": 200, "Data": {"Files": files}, "Success": True}, head)
+            return send_json(h, 200, {"Code": 200, "Data": {"Files": files}, "Success": True}, head)
         if rest == ["repo"]:
             p = (repo / q.get("FilePath", "")).resolve()
             if repo.resolve() not in p.parents or not p.is_file():
-                return self._json(h, 404, {"Code": 404, "Message": "file not found", "Success": False}, head)
+                return send_json(h, 404, {"Code": 404, "Message": "file not found", "Success": False}, head)
             return self._send_file(h, p, head)
-        return self._json(h, 404, {"Code": 404, "Message": "Not found", "Success": False}, head)
+        return send_json(h, 404, {"Code": 404, "Message": "Not found", "Success": False}, head)
 
     def _send_file(self, h, p: Path, head: bool) -> None:
         size = p.stat().st_size

@@ -38,13 +38,12 @@ def test_deep_link_on_a_fresh_server_still_asks_for_the_password(tmp_path):
     pytest.importorskip("playwright")
     from playwright.sync_api import expect, sync_playwright
 
-    from test_browser import CHROMIUM, start_server, stop_server
+    from tests.test_browser import launch_chromium, start_server, stop_server
 
     proc, url = start_server(tmp_path, extra_env={"XTUNER_STUDIO_PASSWORD": "s3cret"})
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = launch_chromium(pw)
             page = browser.new_page()
             page.goto(url + "/train")
             expect(page.get_by_label("Password", exact=True)).to_be_visible(timeout=30_000)

@@ -7,7 +7,6 @@ docs/screenshots/ with UPDATE_SCREENSHOTS=1, for the README).
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,37 +15,51 @@ from pathlib import Path
 
 import pytest
 
+from core.launch import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"]
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def launch_chromium(pw):
+    """Debian's headless Chromium through Playwright."""
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+
+
+def spawn_streamlit(workspace, port: int, log_path, extra_env=None) -> subprocess.Popen:
+    """`streamlit run Home.py` on a loopback port, in its own process group, output to ``log_path``."""
+    env = dict(os.environ, XTUNER_STUDIO_HOME=str(workspace), XTUNER_STUDIO_FORCE_CPU="1", **(extra_env or {}))
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_healthy(url: str, timeout_s: float = 60) -> bool:
+    """Whether the server at ``url`` answered its health check within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 def start_server(tmp_path, extra_env=None):
     """A real `streamlit run Home.py` on a free loopback port, with its own workspace."""
     port = free_port()
-    env = dict(os.environ, XTUNER_STUDIO_HOME=str(tmp_path / "ws"), XTUNER_STUDIO_FORCE_CPU="1", **(extra_env or {}))
-    log = open(tmp_path / "streamlit.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
+    proc = spawn_streamlit(tmp_path / "ws", port, tmp_path / "streamlit.log", extra_env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
+    if wait_healthy(url):
+        return proc, url
     proc.kill()
     pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
 
@@ -119,10 +132,7 @@ def test_newcomer_path_from_home_to_side_by_side_answers(app_url, lang, report_f
     T = lambda key: ui_text(lang, key)  # noqa: E731
     en = lang == "en"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_url + ("" if en else "/?lang=zh"))
         expect(page.get_by_role("heading", name="XTuner Studio")).to_be_visible(timeout=30_000)

@@ -1,12 +1,7 @@
 """Model & Data in a real browser (Debian's Chromium + Playwright): a catalog model downloaded from a
 local Hugging Face mirror with a live progress bar, cancelled half-way, resumed, checked and used."""
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +9,10 @@ import pytest
 from safetensors.numpy import save_file
 
 from core.project import ProjectStore
-from tests.hubservers import OlahHub, free_port
+from tests.hubservers import OlahHub
+from tests.test_browser import launch_chromium, start_server, stop_server
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -39,27 +34,9 @@ def setup(tmp_path, demo_workspace):
     catalog.write_text(json.dumps({"models": [{
         "id": "studio-big", "name": "Studio big (local mirror)", "family": "Qwen 2.5", "params_b": 0.01,
         "size_gb": 0.021, "template": "qwen_chat", "sources": {"huggingface": "studio/big-chat"}}]}))
-    port = free_port()
-    env = dict(os.environ, XTUNER_STUDIO_HOME=str(ws), XTUNER_STUDIO_FORCE_CPU="1", XTUNER_STUDIO_CATALOG=str(catalog))
-    log = open(tmp_path / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
+    proc, url = start_server(tmp_path, extra_env={"XTUNER_STUDIO_CATALOG": str(catalog)})  # workspace: ws
     yield url, ws, hub
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_server(proc)
     hub.stop()
 
 
@@ -68,10 +45,7 @@ def test_download_progress_cancel_resume_and_use_in_the_browser(setup):
 
     url, ws, hub = setup
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(url + "/model_data?project=demo")
         settings = page.get_by_text("Download settings: source order and mirrors")

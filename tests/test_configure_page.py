@@ -1,5 +1,4 @@
 """Configure page under AppTest: form, evaluation, presets, import, estimate, config, commands."""
-import os
 import shutil
 from pathlib import Path
 
@@ -8,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config_import import parse_config
 from core.project import ProjectStore
+from tests.apptests import open_page
 
 REPO = Path(__file__).resolve().parent.parent
 INJECTION = "q'\"\n}{__import__('os').system('id')}\\n\"\"\"{lr}"
@@ -22,13 +22,7 @@ def ws(demo_workspace, tmp_path):
 
 
 def page(ws) -> AppTest:
-    os.environ["XTUNER_STUDIO_HOME"] = str(ws)
-    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60)
-    at.query_params["project"] = "demo"
-    at.run()
-    at.switch_page("pages/configure.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, "pages/configure.py")
 
 
 def widget(items, label):

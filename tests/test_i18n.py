@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apptests import open_page
 from ui import i18n
 
 REPO = Path(__file__).resolve().parent.parent
@@ -14,15 +15,7 @@ TRANSLATED_PAGES = ["pages/home.py", "pages/model_data.py", "pages/configure.py"
 
 
 def run_in(lang, ws, page, project=None):
-    os.environ["XTUNER_STUDIO_HOME"] = str(ws)
-    at = AppTest.from_file(HOME, default_timeout=60)
-    at.query_params["lang"] = lang
-    if project:
-        at.query_params["project"] = project
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, page, project=project, lang=lang)
 
 
 def test_catalog_files_are_valid_and_placeholders_match():

@@ -2,11 +2,12 @@
 same placeholders, and the pages render in Chinese."""
 import ast
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.apptests import open_page
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/configure.py", "pages/results.py", "pages/convert_chat.py"]
@@ -59,15 +60,7 @@ def test_translations_keep_the_placeholders():
 
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_render_in_chinese(demo_workspace, page):
-    from streamlit.testing.v1 import AppTest
-
-    os.environ["XTUNER_STUDIO_HOME"] = str(demo_workspace)
-    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60)
-    at.query_params["project"] = "demo"
-    at.query_params["lang"] = "zh"
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_page(demo_workspace, page, lang="zh")
     title = {"pages/configure.py": "2 · 配置", "pages/results.py": "4 · 结果",
              "pages/convert_chat.py": "5 · 转换与对话"}[page]
     assert any(title == m.value for m in at.title)

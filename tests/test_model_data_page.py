@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import hub, jobs
 from core.project import ProjectStore
+from tests.apptests import open_page
 from tests.test_hub import olah, repos  # noqa: F401  (session fixtures: the local Hugging Face mirror)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,14 +28,7 @@ def ws(tmp_path, demo_workspace, monkeypatch):
 
 
 def page(ws, lang=None) -> AppTest:
-    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60)
-    at.query_params["project"] = "demo"
-    if lang:
-        at.session_state["lang"] = lang
-    at.run()
-    at.switch_page("pages/model_data.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, "pages/model_data.py", lang=lang)
 
 
 def project(ws):

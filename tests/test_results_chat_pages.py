@@ -1,6 +1,5 @@
 """Results and Convert & Chat under AppTest, on a copy of the trained demo (real runs, real conversion,
 real models answering)."""
-import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import convert, jobs, runs
 from core.project import ProjectStore
+from tests.apptests import open_page
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -30,13 +30,7 @@ def ws(trained_workspace, tmp_path_factory):
 
 
 def page(ws, name) -> AppTest:
-    os.environ["XTUNER_STUDIO_HOME"] = str(ws)
-    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=180)
-    at.query_params["project"] = "demo"
-    at.run()
-    at.switch_page(name).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, name, timeout=180)
 
 
 def last_answers(at) -> list[str]:

@@ -5,21 +5,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 from core import jobs, runs
 from core.demo import DEMO_TEMPLATE, demo_hyperparams
+from core.launch import free_port
 from core.metrics import ScalarsReader
 from core.project import ProjectStore
-from tests.test_browser import CHROMIUM, REPO, free_port, shot
+from tests.test_browser import launch_chromium, shot, spawn_streamlit, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 class Server:
@@ -36,21 +33,9 @@ class Server:
 
     def start(self) -> None:
         self.starts += 1
-        env = dict(os.environ, XTUNER_STUDIO_HOME=str(self.workspace), XTUNER_STUDIO_FORCE_CPU="1")
-        log = open(self.log_dir / f"streamlit-{self.starts}.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=1).read() == b"ok":
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError("streamlit did not start")
+        self.proc = spawn_streamlit(self.workspace, self.port, self.log_dir / f"streamlit-{self.starts}.log")
+        if not wait_healthy(self.url):
+            raise AssertionError("streamlit did not start")
 
     def kill(self) -> None:
         """SIGKILL to the server's whole process group: nothing of it survives, and it cleans nothing up."""
@@ -107,6 +92,23 @@ def wait_iteration_above(page, n, timeout_s=180):
     raise AssertionError(f"the page never showed an iteration above {n}")
 
 
+def open_train_page(browser, server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server.url + "/train?project=demo")
+    return page
+
+
+def start_a_run(browser, server, above: int):
+    """A tab on the Train page that pressed Start and shows an iteration above ``above``; and the run."""
+    from playwright.sync_api import expect
+
+    page = open_train_page(browser, server)
+    page.get_by_role("button", name="Start a new run").click()
+    expect(page.get_by_text(re.compile(r"^Iteration \d+/\d+"))).to_be_visible(timeout=180_000)
+    wait_iteration_above(page, above)
+    return page, the_run(server)
+
+
 def assert_one_continuous_curve(run):
     reader = ScalarsReader(run.work_dir)
     reader.poll()
@@ -118,13 +120,8 @@ def test_the_page_picks_a_run_up_after_the_server_is_killed_and_restarted(server
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(server.url + "/train?project=demo")
-        page.get_by_role("button", name="Start a new run").click()
-        expect(page.get_by_text(re.compile(r"^Iteration \d+/\d+"))).to_be_visible(timeout=180_000)
-        wait_iteration_above(page, 5)
-        run = the_run(server)
+        browser = launch_chromium(pw)
+        page, run = start_a_run(browser, server, above=5)
 
         server.kill()
         assert run.job().state == "running", "the run does not depend on the server"
@@ -138,8 +135,7 @@ def test_the_page_picks_a_run_up_after_the_server_is_killed_and_restarted(server
         expect(page.get_by_text(f"run {run.id}", exact=False).first).to_be_visible(timeout=30_000)
         page.close()  # (two live tabs drawing charts are a lot for a 2-core test machine)
         # and a tab opened now (a new SSH tunnel, a reload) shows the same run, live
-        other = browser.new_page(viewport={"width": 1400, "height": 1000})
-        other.goto(server.url + "/train?project=demo")
+        other = open_train_page(browser, server)
         expect(other.get_by_text("Running").first).to_be_visible(timeout=60_000)
         expect(other.get_by_text(f"run {run.id}", exact=False).first).to_be_visible(timeout=30_000)
         wait_iteration_above(other, iteration_shown(other))
@@ -155,16 +151,10 @@ def test_stop_from_a_second_tab_then_resume_in_the_first(server):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        first = browser.new_page(viewport={"width": 1400, "height": 1000})
-        first.goto(server.url + "/train?project=demo")
-        first.get_by_role("button", name="Start a new run").click()
-        expect(first.get_by_text(re.compile(r"^Iteration \d+/\d+"))).to_be_visible(timeout=180_000)
-        wait_iteration_above(first, 25)
-        run = the_run(server)
+        browser = launch_chromium(pw)
+        first, run = start_a_run(browser, server, above=25)
 
-        second = browser.new_page(viewport={"width": 1400, "height": 1000})
-        second.goto(server.url + "/train?project=demo")
+        second = open_train_page(browser, server)
         second.get_by_role("button", name="Stop", exact=True).click()
         expect(first.get_by_text("Stopped").first).to_be_visible(timeout=120_000)  # the first tab sees it
         job = run.job()

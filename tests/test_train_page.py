@@ -1,27 +1,20 @@
 """The Train page under AppTest, in English and Chinese, and the completeness of its translations."""
 import ast
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apptests import open_page
+
 REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "Home.py")
 
 
 def train_page(ws, lang=None) -> AppTest:
-    os.environ["XTUNER_STUDIO_HOME"] = str(ws)
-    at = AppTest.from_file(HOME, default_timeout=60)
-    at.query_params["project"] = "demo"
-    if lang:
-        at.query_params["lang"] = lang
-    at.run()
-    at.switch_page("pages/train.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, "pages/train.py", lang=lang)
 
 
 def test_every_text_of_the_train_page_has_a_chinese_translation():

@@ -83,7 +83,7 @@ def test_kill_9_of_everything_shows_failed_at_the_next_poll(project):
 
 
 def test_stop_saves_the_current_iteration_and_resumes_continue_one_curve(project):
-    from streamlit.testing.v1 import AppTest
+    from tests.apptests import open_page
 
     run, _ = runs.start_new_run(project, "cpu", gpu_count=0)
     at_iteration(run, 25)
@@ -96,12 +96,7 @@ def test_stop_saves_the_current_iteration_and_resumes_continue_one_curve(project
     assert curve(run).last_iter == n  # nothing trained after the checkpoint
 
     # Resume from the latest checkpoint, through the Train page as a user does
-    os.environ["XTUNER_STUDIO_HOME"] = project.workspace
-    at = AppTest.from_file(os.path.join(REPO, "Home.py"), default_timeout=60)
-    at.query_params["project"] = "demo"
-    at.run()
-    at.switch_page("pages/train.py").run()
-    assert not at.exception
+    at = open_page(project.workspace, "pages/train.py")
     chooser = at.selectbox(key="resume_from")
     assert chooser.value == run.work_dir / f"iter_{n}.pth" and "latest" in chooser.format_func(chooser.value)
     at.button(key="resume").click().run()
