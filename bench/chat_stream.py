@@ -4,7 +4,7 @@
 
 Both sides use the demo model's architecture and tokenizer (built in a temporary directory), the same
 prompt and exactly the same number of new tokens (greedy, ``min_new_tokens = max_new_tokens``). "ours" is what the Convert & Chat
-page does: ``core.chat.start_stream`` in a background thread while the caller reads ``.text`` every
+page does: ``core.deploy.chat.start_stream`` in a background thread while the caller reads ``.text`` every
 50 ms (waking at once when the answer completes); "plain" is ``model.generate`` in the calling thread.
 The last line is ``ratio=<ours/plain>``: the median, over back-to-back pairs of one run of
 each (their order alternating), of ours ÷ plain tokens/s — pairs cancel the drift of a shared
@@ -46,7 +46,8 @@ def main() -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    from core import chat, demo
+    from core.deploy import chat
+    from core import demo
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory(prefix="bench-chat-") as tmp:

@@ -6,8 +6,8 @@
     .venv/bin/python bench/estimate_vs_measured.py --model M --method lora --deepspeed deepspeed_zero2
 
 It builds a throw-away project (the self-introduction data, repeated so that packing gives about
-``--iters`` iterations), writes the config the app would write for a GPU (``core.configgen``), trains
-it with the app's own entry point (``python -m core.xtuner_entry train``), and reads the ``memory``
+``--iters`` iterations), writes the config the app would write for a GPU (``core.train.configgen``), trains
+it with the app's own entry point (``python -m core.train.xtuner_entry train``), and reads the ``memory``
 that mmengine logs every iteration (``torch.cuda.max_memory_allocated``, in MB). It prints the
 estimate's parts, the measured peak and the error; the last line is ``error=<+x.x%>``.
 Without ``--model`` it generates a random Qwen2 model (hidden 1024, 12 layers, vocab 1024) offline.
@@ -52,12 +52,12 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
 
     from core import demo
-    from core.configgen import render_config, spec_from_project
-    from core.estimate import GIB, estimate_for_project
-    from core.metrics import ScalarsReader
+    from core.train.configgen import render_config, spec_from_project
+    from core.models.estimate import GIB, estimate_for_project
+    from core.results.metrics import ScalarsReader
     from core.project import Hyperparams, ProjectStore
-    from core.runs import training_env
-    from core.templates import detect_template
+    from core.train.runs import training_env
+    from core.data.templates import detect_template
 
     model = args.model
     if not model:
@@ -84,7 +84,7 @@ def main() -> int:
     run_dir.mkdir(exist_ok=True)
     config = run_dir / "config.py"
     config.write_text(render_config(spec_from_project(project, device="cuda")), encoding="utf-8")
-    argv = [sys.executable, "-m", "core.xtuner_entry", "train", str(config), "--work-dir", str(run_dir / "work_dir")]
+    argv = [sys.executable, "-m", "core.train.xtuner_entry", "train", str(config), "--work-dir", str(run_dir / "work_dir")]
     if args.deepspeed:
         argv += ["--deepspeed", args.deepspeed]
     env = dict(os.environ, **training_env(project))

@@ -11,7 +11,7 @@ One config, trained in one invocation of this script by both:
   the baseline gets a ``sitecustomize.py`` on ``PYTHONPATH`` that applies exactly that one patch
   and nothing else; with a GPU the patch does nothing. The baseline config is the app's config
   without the app's two hooks (progress file, stop request).
-- **app**: ``runs.start_training`` — ``job.json``, the detached supervisor, ``core.xtuner_entry``
+- **app**: ``runs.start_training`` — ``job.json``, the detached supervisor, ``core.train.xtuner_entry``
   and the Studio hooks active — on the app's config.
 
 Both get the same environment otherwise (offline variables, ``HF_HOME``, thread settings).
@@ -51,7 +51,7 @@ STUDIO_HOOK_LINE = re.compile(r"^\s*dict\(type=Studio(Progress|Stop)Hook.*\n", r
 
 
 def iteration_times(work_dir: Path, warmup: int) -> list[float]:
-    from core.metrics import ScalarsReader
+    from core.results.metrics import ScalarsReader
 
     reader = ScalarsReader(work_dir)
     reader.poll()
@@ -81,7 +81,7 @@ def make_project(ws: Path, iters: int, hidden: int, layers: int):
 def run_cli(config: Path, work_dir: Path, env: dict[str, str], shim_dir: Path, log: Path) -> float:
     env = dict(env)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["PYTHONPATH"] = os.pathsep.join([str(shim_dir), str(REPO)])  # the shim; core.mmhooks for the LR warmup
+    env["PYTHONPATH"] = os.pathsep.join([str(shim_dir), str(REPO)])  # the shim; core.train.mmhooks for the LR warmup
     t0 = time.monotonic()
     with open(log, "wb") as out:
         # the wrapper always exits 0 (XTUNER_FACTS.md): success is judged from scalars.json
@@ -91,7 +91,8 @@ def run_cli(config: Path, work_dir: Path, env: dict[str, str], shim_dir: Path, l
 
 
 def run_app(project, device: str) -> tuple[Path, float]:
-    from core import jobs, runs
+    from core import jobs
+    from core.train import runs
 
     t0 = time.monotonic()
     run, _ = runs.start_new_run(project, device, gpu_count=1 if device == "cuda" else 0)
@@ -113,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                                                     "1 makes a loaded machine's noise smaller")
     args = parser.parse_args(argv)
 
-    from core import runs, system
-    from core.configgen import render_config, spec_from_project
+    from core.train import runs
+    from core.machine import system
+    from core.train.configgen import render_config, spec_from_project
 
     device = system.device()
     with tempfile.TemporaryDirectory(prefix="bench-launch-") as scratch:

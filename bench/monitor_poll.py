@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.metrics import LogTail, ScalarsReader  # noqa: E402
+from core.results.metrics import LogTail, ScalarsReader  # noqa: E402
 
 LOG_LINE = ("11/23 07:06:24 - mmengine - INFO - Iter(train) [{i:>6}/999999]  lr: 1.9629e-03  eta: 1:02:03  "
             "time: 0.0162  data_time: 0.0016  grad_norm: 0.6089  loss: 6.9415  memory: 10234\n")

@@ -15,7 +15,10 @@ from pathlib import Path
 
 
 def run(workspace: Path, device: str | None = None, timeout_s: float = 900) -> int:
-    from core import chat, convert, demo, jobs, runs, system
+    from core.deploy import chat, convert
+    from core import demo, jobs
+    from core.train import runs
+    from core.machine import system
     from core.project import ProjectStore
 
     t0 = time.monotonic()

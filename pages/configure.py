@@ -4,12 +4,13 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from core import commands, presets, system
-from core.config_import import ConfigImportError, parse_config
-from core.configgen import ConfigError, render_config, spec_from_project
-from core.estimate import EstimateError, estimate_for_project, fit_check
+from core.train import commands, presets
+from core.machine import system
+from core.train.config_import import ConfigImportError, parse_config
+from core.train.configgen import ConfigError, render_config, spec_from_project
+from core.models.estimate import EstimateError, estimate_for_project, fit_check
 from core.fsutil import human_bytes
-from core.launch import DEEPSPEED_PRESETS
+from core.train.launch import DEEPSPEED_PRESETS
 from core.project import Hyperparams, ProjectError
 from ui import session
 from ui.frame import page_frame
@@ -335,5 +336,5 @@ except commands.CommandError as e:
     st.warning(str(e))
 if target == "cpu":
     st.caption(t("`xtuner train` itself cannot train on a CPU (XTuner probes bf16 support on CUDA); the app runs it "
-                 "through core.xtuner_entry, which patches that. Choose 'a GPU machine' above for the CLI."))
+                 "through core.train.xtuner_entry, which patches that. Choose 'a GPU machine' above for the CLI."))
 st.page_link("pages/train.py", label=t("Next: Train"), icon=":material/arrow_forward:")

@@ -4,10 +4,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import chat, convert, export, jobs, runs, system
+from core.deploy import chat, convert, export
+from core import jobs
+from core.train import runs
+from core.machine import system
 from core.fsutil import dir_size, human_bytes
-from core.metrics import LogTail
-from core.templates import template_names
+from core.results.metrics import LogTail
+from core.data.templates import template_names
 from ui import session
 from ui.frame import page_frame
 from ui.i18n import t

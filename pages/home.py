@@ -4,7 +4,8 @@ import sys
 
 import streamlit as st
 
-from core import doctor, jobs, system
+from core.machine import doctor, system
+from core import jobs
 from core.fsutil import human_bytes
 from core.jobs import Step
 from core.paths import REPO_ROOT, resolve_user_path
@@ -117,7 +118,7 @@ with st.expander(t("Versions and checks"), expanded=probe is None):
     if st.button(t("Check every part now") if probe is None else t("Check again"), key="run_probe",
                  disabled=running, help=t("Imports torch, transformers, XTuner, bitsandbytes and DeepSpeed in a "
                                           "separate process and runs a tiny operation with each (~10 s).")):
-        jobs.start_job(doctor_dir, [Step(name="probe", argv=[sys.executable, "-m", "core.doctor", "probe",
+        jobs.start_job(doctor_dir, [Step(name="probe", argv=[sys.executable, "-m", "core.machine.doctor", "probe",
                                                              str(probe_path)], cwd=str(REPO_ROOT))],
                        kind="doctor", title=t("Environment check"))
         st.rerun()

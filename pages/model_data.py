@@ -2,7 +2,7 @@
 cross-checked); dataset (catalog, upload, path or built; validated, converted); the data explained."""
 import streamlit as st
 
-from core import system
+from core.machine import system
 from core.project import METHOD_LABELS
 from ui import data_insight, dataset_picker, model_picker, session
 from ui.frame import page_frame

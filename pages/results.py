@@ -3,7 +3,11 @@ one-click conversion of a checkpoint, and runs of the project compared."""
 import pandas as pd
 import streamlit as st
 
-from core import charts, compare, convert, evals, jobs, runs, system
+from core.results import charts, compare, evals
+from core.deploy import convert
+from core import jobs
+from core.train import runs
+from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from ui import session
 from ui.frame import page_frame

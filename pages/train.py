@@ -10,10 +10,13 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from core import charts, jobs, launch, runs, system
-from core.configgen import ConfigError
+from core.results import charts
+from core import jobs
+from core.train import launch, runs
+from core.machine import system
+from core.train.configgen import ConfigError
 from core.fsutil import human_bytes, human_duration
-from core.metrics import LogTail, ScalarsReader
+from core.results.metrics import LogTail, ScalarsReader
 from ui import session
 from ui.frame import page_frame
 from ui.i18n import t

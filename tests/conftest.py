@@ -31,7 +31,8 @@ def demo_workspace(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_workspace(tmp_path_factory):
     """A workspace whose demo project has one finished training run (~25 s, once per session)."""
-    from core import jobs, runs
+    from core import jobs
+    from core.train import runs
     from core.demo import create_demo_project
     from core.project import ProjectStore
 

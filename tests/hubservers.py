@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from core.launch import free_port
+from core.train.launch import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 OLAH_CLI = REPO / ".venv-hub" / "bin" / "olah-cli"

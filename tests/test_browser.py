@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core.launch import free_port
+from core.train.launch import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

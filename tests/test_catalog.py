@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from core import catalog
-from core.templates import PROMPT_TEMPLATES
+from core.models import catalog
+from core.data.templates import PROMPT_TEMPLATES
 
 
 def test_catalog_is_valid_and_covers_the_families_xtuner_has_templates_for():

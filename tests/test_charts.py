@@ -1,4 +1,4 @@
-from core import charts
+from core.results import charts
 
 
 def series_of(data):

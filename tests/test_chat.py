@@ -1,8 +1,8 @@
-"""core.chat with the real demo model: streaming equals generate, seeded sampling is reproducible even
+"""core.deploy.chat with the real demo model: streaming equals generate, seeded sampling is reproducible even
 when two answers are sampled at once, the cache is bounded and unloads."""
 import pytest
 
-from core import chat
+from core.deploy import chat
 from core.demo import DEMO_QUESTION
 
 
@@ -99,7 +99,7 @@ def test_first_load_from_two_threads_in_a_fresh_interpreter(model_dir):
 
     code = (
         "import sys, threading\n"
-        "from core import chat\n"
+        "from core.deploy import chat\n"
         "errors = []\n"
         "def load():\n"
         "    try:\n"

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from core.commands import CommandError, Layout, chat_command, convert_commands, shell_script, slurm_script, train_commands
+from core.train.commands import CommandError, Layout, chat_command, convert_commands, shell_script, slurm_script, train_commands
 from core.project import Project
 
 HOSTILE = "/tmp/x'; touch /tmp/pwned; echo '$(id) `id` {a}\n"

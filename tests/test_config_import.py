@@ -1,9 +1,9 @@
 """Importing an XTuner config: parsed as syntax (never executed), known fields mapped, the rest shown."""
 import pytest
 
-from core.config_import import SYSTEM_TEMPLATES, ConfigImportError, parse_config, parse_config_file
-from core.configgen import TrainSpec, render_config
-from core.presets import PRESET_FILES, xtuner_configs_dir
+from core.train.config_import import SYSTEM_TEMPLATES, ConfigImportError, parse_config, parse_config_file
+from core.train.configgen import TrainSpec, render_config
+from core.train.presets import PRESET_FILES, xtuner_configs_dir
 from core.project import Hyperparams, Project
 
 

@@ -2,7 +2,7 @@ import ast
 
 import pytest
 
-from core.configgen import ConfigError, TrainSpec, literal_assignments, render_config
+from core.train.configgen import ConfigError, TrainSpec, literal_assignments, render_config
 from core.project import Hyperparams
 
 HOSTILE = [
@@ -98,7 +98,7 @@ ALLOW_LISTED = {"prompt_template", "dataset_format", "device", "optimizer", "met
 
 
 def _string_fields():
-    from core.configgen import TrainSpec
+    from core.train.configgen import TrainSpec
 
     def has_str(annotation) -> bool:
         return "str" in repr(annotation) or "Literal" in repr(annotation)
@@ -114,7 +114,7 @@ def test_every_string_field_is_covered_by_the_injection_tests():
 
 @pytest.mark.parametrize("name", sorted(ROUND_TRIP))
 def test_typed_text_round_trips_into_the_config_as_the_same_string(name):
-    from core.config_import import parse_config
+    from core.train.config_import import parse_config
 
     value = [INJECTION] if name in ("evaluation_inputs", "lora_target_modules") else INJECTION
     if name == "lora_target_modules":
@@ -142,7 +142,7 @@ def test_the_evaluation_hook_sees_the_system_prompt_exactly(tmp_path):
     """XTuner's EvaluateChatHook formats the system text twice; the config doubles the braces."""
     from mmengine.config import Config
 
-    from core.templates import PROMPT_TEMPLATES, format_prompt
+    from core.data.templates import PROMPT_TEMPLATES, format_prompt
 
     path = tmp_path / "cfg.py"
     path.write_text(render_config(spec(system_prompt=INJECTION, evaluation_inputs=[INJECTION])))

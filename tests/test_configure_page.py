@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config_import import parse_config
+from core.train.config_import import parse_config
 from core.project import ProjectStore
 from tests.apptests import open_page
 
@@ -98,7 +98,7 @@ def test_presets_reset_other_xtuner_config_and_my_presets(ws):
 
 
 def test_importing_an_xtuner_config_maps_fields_and_shows_the_rest(ws):
-    from core.presets import PRESET_FILES, xtuner_configs_dir
+    from core.train.presets import PRESET_FILES, xtuner_configs_dir
 
     text = (xtuner_configs_dir() / PRESET_FILES["full"]).read_bytes()
     at = page(ws)

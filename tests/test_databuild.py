@@ -1,12 +1,12 @@
-"""core.databuild: the self-introduction builder (with general data) and find/replace."""
+"""core.data.databuild: the self-introduction builder (with general data) and find/replace."""
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from core import databuild
-from core.datasets import validate
+from core.data import databuild
+from core.data.datasets import validate
 
 CORPUS = Path(__file__).parent / "data" / "datasets"
 

@@ -1,12 +1,12 @@
-"""core.datasets over a corpus of good and bad files (tests/data/datasets/): every format, warning, error."""
+"""core.data.datasets over a corpus of good and bad files (tests/data/datasets/): every format, warning, error."""
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from core import datasets
-from core.datasets import convert, preview_records, preview_turns, validate
+from core.data import datasets
+from core.data.datasets import convert, preview_records, preview_turns, validate
 
 CORPUS = Path(__file__).parent / "data" / "datasets"
 
@@ -161,7 +161,7 @@ def test_a_huge_json_array_is_read_in_flat_memory(tmp_path):
     rec = json.dumps({"messages": [{"role": "user", "content": "q" * 200}, {"role": "assistant", "content": "a" * 800}]})
     with open(p, "w") as f:
         f.write("[" + ",".join(rec for _ in range(40_000)) + "]")
-    from core import datareader
+    from core.data import datareader
 
     biggest = 0
     real_fill = datareader._ArrayReader.fill
@@ -182,7 +182,7 @@ def test_a_huge_json_array_is_read_in_flat_memory(tmp_path):
 
 
 def test_a_record_split_across_chunks_is_read_whole(tmp_path, monkeypatch):
-    from core import datareader
+    from core.data import datareader
 
     monkeypatch.setattr(datareader, "CHUNK", 7)  # every record crosses many chunk borders
     r = validate(CORPUS / "good_openai_array.json")

@@ -1,8 +1,9 @@
-"""core.datastats: token counts equal XTuner's own encode_fn; truncation and steps per epoch."""
+"""core.data.datastats: token counts equal XTuner's own encode_fn; truncation and steps per epoch."""
 import json
 from array import array
 
-from core import datastats, jobs
+from core.data import datastats
+from core import jobs
 
 QUESTIONS = [
     {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who are you?"},

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from core.estimate import (GIB, EstimateError, estimate, fit_check, lora_params, model_shape,
+from core.models.estimate import (GIB, EstimateError, estimate, fit_check, lora_params, model_shape,
                            safetensors_header)
 from core.project import Hyperparams
-from core.system import GPU
+from core.machine.system import GPU
 
 QWEN25_7B = dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                  num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False)

@@ -1,5 +1,5 @@
-from core.evals import answer_only, diff_html, similarity, word_diff
-from core.templates import format_prompt
+from core.results.evals import answer_only, diff_html, similarity, word_diff
+from core.data.templates import format_prompt
 
 
 def test_answer_only_strips_the_prompt_and_the_stop_word():

@@ -1,11 +1,12 @@
 """Evaluation questions and the system prompt reach XTuner's real EvaluateChatHook exactly as typed."""
 import pytest
 
-from core import jobs, runs
+from core import jobs
+from core.train import runs
 from core.demo import create_demo_project
-from core.metrics import eval_outputs
+from core.results.metrics import eval_outputs
 from core.project import ProjectStore
-from core.templates import format_prompt
+from core.data.templates import format_prompt
 
 pytestmark = pytest.mark.slow
 SYSTEM = 'Answer as {name} would: "quotes", braces {}, {lr}\n__import__("os")'

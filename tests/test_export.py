@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core import export, jobs
+from core.deploy import export
+from core import jobs
 from fake_hub import FakeHub
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from core import hub, jobs, system
-from core.hub import Attempt, DownloadError
-from core.launch import free_port
+from core.models import hub
+from core import jobs
+from core.machine import system
+from core.models.hub import Attempt, DownloadError
+from core.train.launch import free_port
 from tests.hubservers import ModelScopeHub, OlahHub
 
 def digest(folder: Path) -> dict[str, str]:

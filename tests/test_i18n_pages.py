@@ -31,11 +31,11 @@ def dynamic_keys() -> set[str]:
 
     keys = {f.description for f in Hyperparams.model_fields.values() if f.description}
     keys |= {"weights", "gradients", "optimizer state", "activations", "logits and loss"}
-    keys |= set(re.findall(r'notes\.append\("([^"]+)"\)', (REPO / "core" / "estimate.py").read_text()))
+    keys |= set(re.findall(r'notes\.append\("([^"]+)"\)', (REPO / "core" / "models" / "estimate.py").read_text()))
     keys |= {"queued", "running", "succeeded", "failed", "stopped"}
     source = (REPO / "pages" / "convert_chat.py").read_text()
     kinds = ast.literal_eval(re.search(r"KIND_LABELS = (\{.*?\})", source).group(1))
-    importlib.import_module("core.estimate")
+    importlib.import_module("core.models.estimate")
     return keys | set(kinds.values())
 
 

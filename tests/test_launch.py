@@ -2,13 +2,13 @@ import sys
 
 import pytest
 
-from core import launch
-from core.launch import LaunchError, LaunchPlan, check_plan, train_argv
+from core.train import launch
+from core.train.launch import LaunchError, LaunchPlan, check_plan, train_argv
 
 
 def test_one_process_runs_the_tool_module_with_this_interpreter():
     argv = train_argv(LaunchPlan(), "cfg.py", "wd")
-    assert argv == [sys.executable, "-m", "core.xtuner_entry", "train", "cfg.py", "--work-dir", "wd"]
+    assert argv == [sys.executable, "-m", "core.train.xtuner_entry", "train", "cfg.py", "--work-dir", "wd"]
     argv = train_argv(LaunchPlan(), "cfg.py", "wd", resume_from="wd/iter_5.pth")
     assert argv[-2:] == ["--resume", "wd/iter_5.pth"]
 
@@ -18,7 +18,7 @@ def test_several_gpus_go_through_torchrun_like_xtuner():
     assert argv[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert argv[3:8] == ["--nnodes=1", "--node_rank=0", "--nproc_per_node=4", "--master_addr=127.0.0.1",
                          "--master_port=29511"]
-    assert argv[8:] == ["-m", "core.xtuner_entry", "train", "cfg.py", "--work-dir", "wd", "--launcher", "pytorch"]
+    assert argv[8:] == ["-m", "core.train.xtuner_entry", "train", "cfg.py", "--work-dir", "wd", "--launcher", "pytorch"]
 
 
 def test_several_nodes_and_deepspeed():
@@ -27,8 +27,8 @@ def test_several_nodes_and_deepspeed():
     argv = train_argv(plan, "cfg.py", "wd", resume_from="wd/iter_9.pth")
     assert "--nnodes=2" in argv and "--node_rank=1" in argv and "--master_addr=10.0.0.5" in argv
     assert "--master_port=29600" in argv
-    tail = argv[argv.index("core.xtuner_entry"):]
-    assert tail == ["core.xtuner_entry", "train", "cfg.py", "--work-dir", "wd", "--deepspeed", "deepspeed_zero2",
+    tail = argv[argv.index("core.train.xtuner_entry"):]
+    assert tail == ["core.train.xtuner_entry", "train", "cfg.py", "--work-dir", "wd", "--deepspeed", "deepspeed_zero2",
                     "--resume", "wd/iter_9.pth", "--launcher", "pytorch"]
     assert launch.xtuner_cli_command(plan, "cfg.py", "wd") == (
         "NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 ADDR=10.0.0.5 PORT=29600 "

@@ -17,3 +17,11 @@ def test_core_never_imports_streamlit():
     offenders = [str(p.relative_to(REPO)) for p in (REPO / "core").rglob("*.py")
                  if "import streamlit" in p.read_text() or "from streamlit" in p.read_text()]
     assert offenders == []
+
+
+def test_entry_points_are_the_modules_run_as_processes():
+    """Every module with a ``__main__`` block is listed in core.ENTRY_POINTS, and only those."""
+    import core
+    mains = {".".join(p.relative_to(REPO).with_suffix("").parts) for p in (REPO / "core").rglob("*.py")
+             if 'if __name__ == "__main__"' in p.read_text()}
+    assert mains == set(core.ENTRY_POINTS)

@@ -1,7 +1,7 @@
 import json
 import os
 
-from core.metrics import LogTail, ScalarsReader, eval_outputs
+from core.results.metrics import LogTail, ScalarsReader, eval_outputs
 
 
 def rec(i, loss):
@@ -149,7 +149,7 @@ def test_bad_lines_are_skipped(tmp_path):
 
 
 def test_last_record_reads_the_newest_complete_line(tmp_path):
-    from core.metrics import last_record
+    from core.results.metrics import last_record
 
     assert last_record(tmp_path) is None
     write(scalars_file(tmp_path, "20260101_000000"), rec(1, 1.0) + "\n")

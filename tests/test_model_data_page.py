@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import hub, jobs
+from core.models import hub
+from core import jobs
 from core.project import ProjectStore
 from tests.apptests import open_page
 from tests.test_hub import olah, repos  # noqa: F401  (session fixtures: the local Hugging Face mirror)
@@ -199,7 +200,8 @@ def test_the_whole_page_is_translated_to_chinese(ws, tmp_path):
 
 
 def test_every_core_message_has_a_chinese_translation():
-    from core import databuild, datareader, datasets, hub, models
+    from core.data import databuild, datareader, datasets
+    from core.models import hub, folder as models
     from ui.i18n import catalog
 
     zh = catalog("zh")
@@ -237,7 +239,7 @@ def test_every_string_of_the_page_has_a_chinese_translation():
     """Every literal t("…") in the page and its ui modules, plus catalog notes and method labels."""
     import ast
 
-    from core import catalog
+    from core.models import catalog
     from core.project import METHOD_LABELS
     from ui.i18n import catalog as zh_catalog
 

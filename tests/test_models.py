@@ -1,12 +1,12 @@
-"""core.models: a model folder checked without loading it; template matched and cross-checked."""
+"""core.models.folder: a model folder checked without loading it; template matched and cross-checked."""
 import json
 
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from core import chatrender
-from core.models import inspect_model, safetensors_header
+from core.data import chatrender
+from core.models.folder import inspect_model, safetensors_header
 
 LLAMA3 = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
           "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "

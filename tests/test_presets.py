@@ -1,6 +1,6 @@
 import pytest
 
-from core.presets import (BUILTIN, PresetError, UserPreset, list_user_presets, load_user_preset, preset,
+from core.train.presets import (BUILTIN, PresetError, UserPreset, list_user_presets, load_user_preset, preset,
                           save_user_preset, xtuner_configs)
 from core.project import Hyperparams, ProjectStore
 

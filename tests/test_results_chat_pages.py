@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import convert, jobs, runs
+from core.deploy import convert
+from core import jobs
+from core.train import runs
 from core.project import ProjectStore
 from tests.apptests import open_page
 

@@ -5,9 +5,10 @@ import zipfile
 
 import pytest
 
-from core import jobs, runs
-from core.configgen import ConfigError, literal_assignments
-from core.launch import LaunchError, LaunchPlan
+from core import jobs
+from core.train import runs
+from core.train.configgen import ConfigError, literal_assignments
+from core.train.launch import LaunchError, LaunchPlan
 from core.project import ProjectStore
 
 
@@ -36,7 +37,7 @@ def test_new_run_writes_config_and_launch_plan(project):
     assert values["studio_stop_file"] == str(run.dir / jobs.STOP_FILE)
     assert values["load_from"] is None
     assert run.launch_plan() == LaunchPlan()
-    assert runs.train_argv(run)[1:4] == ["-m", "core.xtuner_entry", "train"]
+    assert runs.train_argv(run)[1:4] == ["-m", "core.train.xtuner_entry", "train"]
     assert runs.summarize(run).state == "new"
 
 

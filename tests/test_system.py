@@ -1,6 +1,6 @@
 import os
 
-from core import system
+from core.machine import system
 
 
 def test_no_gpu_is_a_clear_empty_list(monkeypatch):

@@ -1,4 +1,4 @@
-from core.templates import PROMPT_TEMPLATES, detect_template, format_prompt
+from core.data.templates import PROMPT_TEMPLATES, detect_template, format_prompt
 
 
 def test_templates_match_xtuner_exactly():

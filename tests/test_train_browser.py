@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from core import jobs, runs
+from core import jobs
+from core.train import runs
 from core.demo import DEMO_TEMPLATE, demo_hyperparams
-from core.launch import free_port
-from core.metrics import ScalarsReader
+from core.train.launch import free_port
+from core.results.metrics import ScalarsReader
 from core.project import ProjectStore
 from tests.test_browser import launch_chromium, shot, spawn_streamlit, wait_healthy
 

@@ -21,7 +21,7 @@ def test_every_text_of_the_train_page_has_a_chinese_translation():
     """Static: every literal passed to t() / tr() / Why() in the Train page, the sidebar, the charts and
     the launch reasons, including branches a test run does not reach."""
     keys = set()
-    for name in ("pages/train.py", "ui/sidebar.py", "core/charts.py", "core/launch.py"):
+    for name in ("pages/train.py", "ui/sidebar.py", "core/results/charts.py", "core/train/launch.py"):
         for node in ast.walk(ast.parse((REPO / name).read_text())):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("t", "tr", "Why")
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
@@ -50,7 +50,7 @@ def test_without_runs_the_page_offers_start_and_explains_the_cpu(demo_workspace)
     assert deepspeed.label == "DeepSpeed" and deepspeed.options == ["None (plain PyTorch)"]
     why = " ".join(c.value for c in at.caption)
     assert "deepspeed_zero3_offload" in why and "DeepSpeed needs an NVIDIA GPU" in why
-    assert any("core.xtuner_entry train config.py --work-dir work_dir" in c.value for c in at.code)
+    assert any("core.train.xtuner_entry train config.py --work-dir work_dir" in c.value for c in at.code)
     assert any("No GPU: NVML reports no NVIDIA GPU" in i.value for i in at.info), "the monitor's no-GPU state"
 
 
@@ -85,8 +85,9 @@ def test_after_a_run_the_page_shows_progress_charts_and_history(trained_workspac
 
 @pytest.mark.slow
 def test_warm_start_from_the_page_makes_a_run_that_loads_the_checkpoint(trained_workspace):
-    from core import jobs, runs
-    from core.configgen import literal_assignments
+    from core import jobs
+    from core.train import runs
+    from core.train.configgen import literal_assignments
     from core.project import ProjectStore
 
     project = ProjectStore(trained_workspace).load("demo")

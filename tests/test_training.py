@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from core import jobs, runs
+from core import jobs
+from core.train import runs
 from core.demo import DEMO_TEMPLATE, demo_hyperparams
 from core.fsutil import atomic_write_json
-from core.metrics import ScalarsReader
+from core.results.metrics import ScalarsReader
 from core.project import ProjectStore
 
 pytestmark = pytest.mark.slow
@@ -151,7 +152,8 @@ def test_warm_start_begins_from_the_checkpoint_weights_with_a_new_learning_rate(
 RACER = r"""
 import sys, time
 sys.path.insert(0, {repo!r})
-from core import jobs, runs
+from core import jobs
+from core.train import runs
 from core.project import ProjectStore
 project = ProjectStore({ws!r}).load("demo")
 while time.time() < {t0!r}:

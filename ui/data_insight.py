@@ -7,9 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import datasets, datastats, jobs
-from core.chatrender import xtuner_segments
-from core.models import read_tokenizer_info
+from core.data import datasets, datastats
+from core import jobs
+from core.data.chatrender import xtuner_segments
+from core.models.folder import read_tokenizer_info
 from ui.i18n import t
 
 TRAINED = "background:#c9f2d0;color:#0b4a1a;border-radius:3px"

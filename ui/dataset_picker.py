@@ -8,8 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import catalog, databuild, datasets, hub
-from core.catalog import SOURCE_LABELS
+from core.models import catalog, hub
+from core.data import databuild, datasets
+from core.models.catalog import SOURCE_LABELS
 from core.fsutil import human_bytes
 from core.paths import resolve_user_path
 from ui import downloads, session

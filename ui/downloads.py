@@ -6,8 +6,10 @@ from typing import Optional
 
 import streamlit as st
 
-from core import hub, jobs, system
-from core.catalog import SOURCE_LABELS
+from core.models import hub
+from core import jobs
+from core.machine import system
+from core.models.catalog import SOURCE_LABELS
 from core.fsutil import human_bytes, human_duration
 from ui.i18n import t
 

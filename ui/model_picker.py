@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import catalog, models
-from core.catalog import SOURCE_LABELS, SOURCES
+from core.models import catalog, folder as models
+from core.models.catalog import SOURCE_LABELS, SOURCES
 from core.fsutil import human_bytes
 from core.paths import resolve_user_path
-from core.templates import template_names
+from core.data.templates import template_names
 from ui import downloads, session
 from ui.i18n import t
 

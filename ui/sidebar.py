@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import runs
+from core.train import runs
 from ui import session
 from ui.i18n import t
 

@@ -17,7 +17,7 @@ from core.fsutil import dir_size
 from core.jobs import Job, Step
 from core.paths import REPO_ROOT, python_executable
 from core.project import Project
-from core.runs import Run, list_runs, training_env
+from core.train.runs import Run, list_runs, training_env
 
 
 def export_dir(run: Run, iteration: int) -> Path:
@@ -41,7 +41,7 @@ def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, 
     py = python_executable()
     steps = [Step(
         name="pth_to_hf",
-        argv=[py, "-m", "core.xtuner_entry", "pth_to_hf", str(run.config_path), str(checkpoint),
+        argv=[py, "-m", "core.train.xtuner_entry", "pth_to_hf", str(run.config_path), str(checkpoint),
               str(out / "hf"), "--safe-serialization"] + (["--fp32"] if device == "cpu" else []),
         env=env, cwd=str(REPO_ROOT),
     )]
@@ -49,7 +49,7 @@ def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, 
         base = run.spec.get("model_path") or project.model_path
         steps.append(Step(
             name="merge",
-            argv=[py, "-m", "core.xtuner_entry", "merge", str(base), str(out / "hf"), str(out / "merged"),
+            argv=[py, "-m", "core.train.xtuner_entry", "merge", str(base), str(out / "hf"), str(out / "merged"),
                   "--safe-serialization", "--device", "cpu" if device == "cpu" else "auto"],
             env=env, cwd=str(REPO_ROOT),
         ))

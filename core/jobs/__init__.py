@@ -8,7 +8,7 @@ A job is a directory::
     stop.request    present when a stop was asked for (the training hook and the supervisor poll it)
     supervisor.log  the supervisor's own errors, if any
 
-``start_job`` spawns ``python -m core.supervisor <dir>`` in a new session with no pipes to the
+``start_job`` spawns ``python -m core.jobs.supervisor <dir>`` in a new session with no pipes to the
 caller, so a job outlives the Streamlit server, the browser tab and the SSH tunnel. Liveness is
 read from the processes themselves (PID + create time; zombies count as dead), so a job whose
 supervisor was killed shows *failed* at the next ``read_job`` instead of "running" forever.
@@ -237,7 +237,7 @@ def start_job(
             sup_log = open(job_dir / "supervisor.log", "ab")
             try:
                 popen = subprocess.Popen(
-                    [python_executable(), "-m", "core.supervisor", str(job_dir)],
+                    [python_executable(), "-m", "core.jobs.supervisor", str(job_dir)],
                     cwd=str(REPO_ROOT),
                     stdin=subprocess.DEVNULL,
                     stdout=sup_log,

@@ -1,8 +1,8 @@
-"""One training path checked end to end on a GPU machine: ``python -m core.gpu_check ...``.
+"""One training path checked end to end on a GPU machine: ``python -m core.machine.gpu_check ...``.
 
-    python -m core.gpu_check --method qlora
-    python -m core.gpu_check --method lora --gpus 1 --deepspeed deepspeed_zero2 --stop-resume
-    python -m core.gpu_check --method full --gpus 2
+    python -m core.machine.gpu_check --method qlora
+    python -m core.machine.gpu_check --method lora --gpus 1 --deepspeed deepspeed_zero2 --stop-resume
+    python -m core.machine.gpu_check --method full --gpus 2
 
 Builds the demo project (tiny model, offline) in a temporary workspace, sets the method and the
 launch plan, and trains through the app's own job mechanism (the same code the Train page calls).
@@ -23,10 +23,12 @@ from pathlib import Path
 
 def check(workspace: Path, method: str, gpus: int, deepspeed: str | None, stop_resume: bool, stop_at: int,
           epochs: int) -> dict:
-    from core import demo, jobs, runs, system
-    from core.configgen import ConfigError
-    from core.launch import LaunchError
-    from core.metrics import ScalarsReader
+    from core import demo, jobs
+    from core.train import runs
+    from core.machine import system
+    from core.train.configgen import ConfigError
+    from core.train.launch import LaunchError
+    from core.results.metrics import ScalarsReader
     from core.project import ProjectStore
 
     t0 = time.monotonic()

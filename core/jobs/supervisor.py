@@ -1,4 +1,4 @@
-"""The detached supervisor of one job: ``python -m core.supervisor <job_dir>``.
+"""The detached supervisor of one job: ``python -m core.jobs.supervisor <job_dir>``.
 
 Runs the job's steps one after another, each in its own process group with output appended to
 ``job.log``, records every transition in ``job.json``, and turns a stop request into a clean stop:
@@ -150,7 +150,7 @@ def supervise(job_dir: Path) -> None:
 
 def main() -> int:
     if len(sys.argv) != 2:
-        print("usage: python -m core.supervisor JOB_DIR", file=sys.stderr)
+        print("usage: python -m core.jobs.supervisor JOB_DIR", file=sys.stderr)
         return 2
     supervise(Path(sys.argv[1]).resolve())
     return 0

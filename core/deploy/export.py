@@ -1,5 +1,5 @@
 """Push a converted model (merged, full fine-tune, or LoRA adapter) to the Hugging Face Hub or
-ModelScope, as a job: ``python -m core.export --hub H --repo-id R --folder F [--private]``.
+ModelScope, as a job: ``python -m core.deploy.export --hub H --repo-id R --folder F [--private]``.
 
 The token comes from the environment (``HF_TOKEN`` / ``HUGGING_FACE_HUB_TOKEN``,
 ``MODELSCOPE_API_TOKEN``) or from Streamlit secrets (the page reads them and passes the value). It
@@ -86,7 +86,7 @@ def start_push(folder: str | os.PathLike, hub: str, repo_id: str, token: str, pr
     if endpoint:
         env[HUBS[hub].endpoint_var] = endpoint
     job_dir = push_job_dir(folder, hub)
-    argv = [python_executable(), "-m", "core.export", "--hub", hub, "--repo-id", repo_id, "--folder", str(folder),
+    argv = [python_executable(), "-m", "core.deploy.export", "--hub", hub, "--repo-id", repo_id, "--folder", str(folder),
             "--state-dir", str(job_dir)]
     if private:
         argv.append("--private")

@@ -1,6 +1,6 @@
 """XTuner prompt templates: names, text (for formatting without importing xtuner) and detection.
 
-``data/prompt_templates.json`` is a copy of ``xtuner.utils.PROMPT_TEMPLATE`` (XTuner 0.2.0); a unit
+``prompt_templates.json`` (beside this module) is a copy of ``xtuner.utils.PROMPT_TEMPLATE`` (XTuner 0.2.0); a unit
 test checks they stay identical, so chat formatting in the app matches what training saw.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 # name -> dict(SYSTEM, INSTRUCTION, SUFFIX, SEP, STOP_WORDS, ...): all of XTuner 0.2.0's templates.
 PROMPT_TEMPLATES: dict[str, dict] = json.loads(
-    (Path(__file__).parent / "data" / "prompt_templates.json").read_text(encoding="utf-8")
+    (Path(__file__).parent / "prompt_templates.json").read_text(encoding="utf-8")
 )
 
 # model_type in config.json -> template

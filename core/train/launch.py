@@ -7,7 +7,7 @@ for more (``NPROC_PER_NODE`` × ``NNODES`` > 1) runs::
              --master_addr=$ADDR --master_port=$PORT  tools/train.py CONFIG ... --launcher pytorch
 
 The app builds the same command with this environment's interpreter (``python -m
-torch.distributed.run`` is ``torchrun``) and ``core.xtuner_entry`` in place of ``tools/train.py``.
+torch.distributed.run`` is ``torchrun``) and ``core.train.xtuner_entry`` in place of ``tools/train.py``.
 A DeepSpeed run goes through torchrun even on one GPU: without it, DeepSpeed discovers its rank
 through MPI (mpi4py). Presets are XTuner's built-in names, passed as ``--deepspeed NAME``.
 
@@ -149,7 +149,7 @@ def free_port() -> int:
 def train_argv(plan: LaunchPlan, config: str | Path, work_dir: str | Path,
                resume_from: str | Path | None = None, port: int | None = None) -> list[str]:
     """The argv of a training run (a list: nothing goes through a shell)."""
-    tool = ["-m", "core.xtuner_entry", "train", str(config), "--work-dir", str(work_dir)]
+    tool = ["-m", "core.train.xtuner_entry", "train", str(config), "--work-dir", str(work_dir)]
     if plan.deepspeed:
         tool += ["--deepspeed", plan.deepspeed]
     if resume_from is not None:

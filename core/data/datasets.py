@@ -1,6 +1,6 @@
 """Datasets: whole-file streaming validation, format detection and conversion to OpenAI JSONL.
 
-Every record is read once, in flat memory (see ``core.datareader``), and checked the way XTuner
+Every record is read once, in flat memory (see ``core.data.datareader``), and checked the way XTuner
 will read it. Formats (detected from the first record):
 
 - ``openai``   ``{"messages": [{"role", "content"}, …]}`` (JSONL or a JSON array) — XTuner's
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from core.datareader import BadRecord, ReadError, iter_records, sniff
+from core.data.datareader import BadRecord, ReadError, iter_records, sniff
 
 Turn = tuple  # (system: str, input: str, output: str, with_loss: bool)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from core import chatrender
+from core.data import chatrender
 from core.fsutil import dir_size
-from core.templates import PROMPT_TEMPLATES, detect_template
+from core.data.templates import PROMPT_TEMPLATES, detect_template
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")

@@ -2,7 +2,7 @@
 
 Two halves:
 - ``quick_facts()`` — instant, import-free: GPUs (NVML), package versions (metadata), disk.
-- the *probe* — ``python -m core.doctor probe OUT.json`` — imports torch, transformers, xtuner,
+- the *probe* — ``python -m core.machine.doctor probe OUT.json`` — imports torch, transformers, xtuner,
   mmengine, peft, bitsandbytes and deepspeed and runs a tiny operation with each, in its own
   process (run as a job, never in the app's server). Its result is cached per environment
   fingerprint, so it runs once per machine/environment.
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from core import system
+from core.machine import system
 from core.fsutil import atomic_write_json, read_json
 
 PACKAGES = ["torch", "transformers", "xtuner", "mmengine", "peft", "bitsandbytes", "deepspeed",
@@ -124,7 +124,7 @@ def _probe_transformers():
 
 
 def _probe_xtuner():
-    from core.xtuner_entry import apply_runtime_fixes
+    from core.train.xtuner_entry import apply_runtime_fixes
 
     apply_runtime_fixes()
     import xtuner
@@ -237,7 +237,7 @@ def capabilities(facts: QuickFacts, probe: dict | None) -> list[tuple[str, bool,
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 2 or argv[0] != "probe":
-        print("usage: python -m core.doctor probe OUT.json", file=sys.stderr)
+        print("usage: python -m core.machine.doctor probe OUT.json", file=sys.stderr)
         return 2
     result = run_probe(argv[1])
     for c in result["checks"]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from core.templates import format_prompt, stop_words
+from core.data.templates import format_prompt, stop_words
 
 # One model load (and the first, slow ``import transformers``) at a time in this process. Streamlit
 # starts a new script thread for a rerun while the old one may still be inside a load
@@ -66,7 +66,8 @@ class ModelChoice:
 def model_choices(project) -> list[ModelChoice]:
     """The base model(s), then every finished conversion: merged models, adapters on their base
     (not merged), full fine-tunes; newest run first."""
-    from core import convert, runs
+    from core.deploy import convert
+    from core.train import runs
 
     choices: list[ModelChoice] = []
     seen_bases: set[str] = set()

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from core.datareader import BadRecord, ReadError, iter_records
-from core.datasets import iter_turns, turns_to_messages
+from core.data.datareader import BadRecord, ReadError, iter_records
+from core.data.datasets import iter_turns, turns_to_messages
 
 DEFAULT_QUESTIONS = {
     "en": ["Who are you?", "Please introduce yourself.", "Tell me about yourself.", "What is your name?",

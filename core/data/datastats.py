@@ -1,6 +1,6 @@
 """Token statistics of a dataset with the model's tokenizer — in a job, never in the page.
 
-``python -m core.datastats --data FILE --model DIR --template NAME --out DIR`` tokenizes every record
+``python -m core.data.datastats --data FILE --model DIR --template NAME --out DIR`` tokenizes every record
 the way XTuner's ``encode_fn`` does (each piece of the templated turn separately, BOS/EOS as ids) with
 the ``tokenizers`` library on ``tokenizer.json`` (transformers only for models without one), and
 writes ``stats.json`` plus ``lengths.u32`` (one little-endian uint32 per record), so the page can
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Optional
 
 from core import jobs
-from core.chatrender import xtuner_segments
-from core.datasets import iter_turns
+from core.data.chatrender import xtuner_segments
+from core.data.datasets import iter_turns
 from core.fsutil import atomic_write_json, read_json
-from core.models import read_tokenizer_info
+from core.models.folder import read_tokenizer_info
 from core.paths import REPO_ROOT
 
 STATS = "stats.json"
@@ -153,7 +153,7 @@ def steps_per_epoch(lengths: array, max_length: int, pack: bool, batch_size: int
 def start(out_dir: str | Path, data: str | Path, model_dir: str | Path, template: str,
           trust_remote_code: bool = False) -> jobs.Job:
     out_dir = Path(out_dir)
-    argv = jobs.python_module_argv("core.datastats", "--data", str(data), "--model", str(model_dir),
+    argv = jobs.python_module_argv("core.data.datastats", "--data", str(data), "--model", str(model_dir),
                                    "--template", template, "--out", str(out_dir))
     if trust_remote_code:
         argv.append("--trust-remote-code")
@@ -172,7 +172,7 @@ def result(out_dir: str | Path) -> Optional[dict]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.datastats")
+    parser = argparse.ArgumentParser(prog="python -m core.data.datastats")
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--template", required=True)

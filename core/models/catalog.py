@@ -1,6 +1,6 @@
 """The curated catalog: base chat models and classic datasets, with their hub ids per source.
 
-Kept as data in ``data/catalog.json``. A JSON file of the same shape named by
+Kept as data in ``catalog.json`` beside this module. A JSON file of the same shape named by
 ``XTUNER_STUDIO_CATALOG`` (e.g. an organisation's internal mirrors) is merged in: its entries are
 added, or replace the built-in entry with the same id.
 """
@@ -15,12 +15,12 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, field_validator
 
-from core.templates import PROMPT_TEMPLATES
+from core.data.templates import PROMPT_TEMPLATES
 
 SOURCES = ("huggingface", "modelscope", "openxlab")
 SOURCE_LABELS = {"huggingface": "Hugging Face", "modelscope": "ModelScope", "openxlab": "OpenXLab"}
 DATASET_FORMATS = ("openai", "xtuner", "alpaca", "sharegpt", "oasst1")
-_BUILTIN = Path(__file__).parent / "data" / "catalog.json"
+_BUILTIN = Path(__file__).parent / "catalog.json"
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 

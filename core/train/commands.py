@@ -5,7 +5,7 @@ typed is never interpreted by the shell.
 The commands use XTuner's own launcher: ``NPROC_PER_NODE``/``NNODES``/``NODE_RANK``/``ADDR``/``PORT``
 make ``xtuner train`` start ``torchrun`` (``xtuner/entry_point.py``); on Slurm, ``srun`` starts one
 task per GPU and ``--launcher slurm`` lets mmengine read the ranks from Slurm.
-A generated config imports ``core.mmhooks`` (progress, stop, warmup), so ``PYTHONPATH`` must hold
+A generated config imports ``core.train.mmhooks`` (progress, stop, warmup), so ``PYTHONPATH`` must hold
 this repository.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from core.launch import DEEPSPEED_PRESETS
+from core.train.launch import DEEPSPEED_PRESETS
 from core.paths import REPO_ROOT
 from core.project import Project
 

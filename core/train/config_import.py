@@ -17,10 +17,10 @@ from typing import Any, Optional
 from pydantic import ValidationError
 
 from core.project import Hyperparams, Project
-from core.templates import PROMPT_TEMPLATES
+from core.data.templates import PROMPT_TEMPLATES
 
 SYSTEM_TEMPLATES: dict[str, str] = json.loads(
-    (Path(__file__).parent / "data" / "system_templates.json").read_text(encoding="utf-8")
+    (Path(__file__).resolve().parents[1] / "data" / "system_templates.json").read_text(encoding="utf-8")
 )  # a copy of xtuner.utils.SYSTEM_TEMPLATE (0.2.0); a test keeps them identical
 
 # top-level config name -> Hyperparams field, where the value is taken as it is

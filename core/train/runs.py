@@ -6,7 +6,7 @@ job, list them with a summary.
                         launch plan, warm-start source)
         config.py       the generated XTuner config
         job.json job.log stop.request     the job (core.jobs)
-        progress.json   written by the training hook (core.mmhooks)
+        progress.json   written by the training hook (core.train.mmhooks)
         work_dir/       XTuner's own output (checkpoints, <timestamp>/vis_data/scalars.json, ...)
         exports/iter_N/ conversions of a checkpoint (hf/, merged/)
 
@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from core import jobs, launch
-from core.configgen import ConfigError, render_config, spec_from_project
+from core import jobs
+from core.train import launch
+from core.train.configgen import ConfigError, render_config, spec_from_project
 from core.fsutil import atomic_write_json, atomic_write_text, read_json
 from core.jobs import Job, Step
-from core.launch import LaunchPlan
-from core.metrics import last_record, read_progress
+from core.train.launch import LaunchPlan
+from core.results.metrics import last_record, read_progress
 from core.paths import REPO_ROOT
 from core.project import Project
 
@@ -223,7 +224,7 @@ def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
     """
     plan = plan or launch.plan_for(project)
     if gpu_count is None:
-        from core import system
+        from core.machine import system
 
         gpu_count = len(system.gpus())
     launch.check_plan(plan, device, gpu_count)

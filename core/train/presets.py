@@ -1,6 +1,6 @@
 """Starting points for the Configure page.
 
-- Per-method presets read from XTuner 0.2.0's own config files (parsed with ``core.config_import``,
+- Per-method presets read from XTuner 0.2.0's own config files (parsed with ``core.train.config_import``,
   never executed), located in the installed package without importing it:
 
   - QLoRA: ``internlm/internlm2_chat_1_8b/internlm2_chat_1_8b_qlora_alpaca_e3.py`` — the config the
@@ -23,7 +23,7 @@ from typing import Optional
 
 from pydantic import BaseModel, Field, ValidationError
 
-from core.config_import import parse_config_file
+from core.train.config_import import parse_config_file
 from core.fsutil import atomic_write_json, read_json
 from core.project import Hyperparams, Method, Project
 

@@ -15,7 +15,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, field_validator
 
 from core.project import Hyperparams, Method, Project
-from core.templates import PROMPT_TEMPLATES
+from core.data.templates import PROMPT_TEMPLATES
 
 Device = Literal["cpu", "cuda"]
 
@@ -138,7 +138,7 @@ def render_config(spec: TrainSpec) -> str:
     add("from xtuner.model import SupervisedFinetune")
     add("from xtuner.utils import PROMPT_TEMPLATE")
     add("")
-    add("from core.mmhooks import StudioProgressHook, StudioStopHook, WarmupLinearLR")
+    add("from core.train.mmhooks import StudioProgressHook, StudioStopHook, WarmupLinearLR")
     add("")
     add("#######################################################################")
     add("#                          PART 1  Settings                           #")

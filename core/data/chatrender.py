@@ -12,7 +12,7 @@ import difflib
 import json
 from dataclasses import dataclass
 
-from core.templates import PROMPT_TEMPLATES
+from core.data.templates import PROMPT_TEMPLATES
 
 # Tokenizer classes for which XTuner adds no BOS token (xtuner/dataset/utils.py get_bos_eos_token_ids).
 NO_BOS_TOKENIZERS = ("QWenTokenizer", "QWen2Tokenizer", "Qwen2TokenizerFast", "Qwen2Tokenizer")

@@ -1,4 +1,4 @@
-"""Downloads from model hubs, as jobs: ``python -m core.hub download …`` run by the supervisor.
+"""Downloads from model hubs, as jobs: ``python -m core.models.hub download …`` run by the supervisor.
 
 One download = one folder ``<cache>/<models|datasets>/<name>/`` and one job folder
 ``<cache>/.jobs/<kind>-<name>/`` (job.json, job.log, progress.json). The download process tries
@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from core import jobs, system
+from core import jobs
+from core.machine import system
 from core.fsutil import atomic_write_json, human_bytes, read_json
 from core.paths import REPO_ROOT
 
@@ -130,7 +131,7 @@ def start_download(cache: str | os.PathLike, kind: str, name: str, attempts: lis
         raise DownloadError("disk_full", E_DISK, repo=attempts[0].repo, folder=str(dest.parent),
                             need=human_bytes(size_hint - have + reserve_bytes()), free=human_bytes(free))
     jdir = job_dir(cache, kind, name)
-    argv = jobs.python_module_argv("core.hub", "download", "--kind", kind, "--dest", str(dest),
+    argv = jobs.python_module_argv("core.models.hub", "download", "--kind", kind, "--dest", str(dest),
                                    "--progress", str(jdir / PROGRESS), "--max-workers", str(max_workers),
                                    "--size-hint", str(size_hint))
     if revision:
@@ -506,7 +507,7 @@ def run_download(args) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.hub", description="Download a model or dataset from a hub")
+    parser = argparse.ArgumentParser(prog="python -m core.models.hub", description="Download a model or dataset from a hub")
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("download")
     d.add_argument("--kind", choices=KINDS, required=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from core.launch import DEEPSPEED_PRESETS
+from core.train.launch import DEEPSPEED_PRESETS
 from core.project import Hyperparams
 
 GIB = 1024 ** 3

@@ -1,8 +1,8 @@
 """Run one XTuner 0.2.0 tool module in this interpreter, with the fixes it needs here.
 
-    python -m core.xtuner_entry train CONFIG [xtuner train args...]
-    python -m core.xtuner_entry pth_to_hf CONFIG PTH OUT [...]
-    python -m core.xtuner_entry merge BASE ADAPTER OUT [...]
+    python -m core.train.xtuner_entry train CONFIG [xtuner train args...]
+    python -m core.train.xtuner_entry pth_to_hf CONFIG PTH OUT [...]
+    python -m core.train.xtuner_entry merge BASE ADAPTER OUT [...]
 
 Why not the ``xtuner`` command: it re-launches ``python`` from PATH and always exits 0, even
 when training crashed. Running the tool module here gives the real exit code and the real PID,
@@ -43,7 +43,7 @@ def apply_runtime_fixes() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in TOOLS:
-        print(f"usage: python -m core.xtuner_entry {{{','.join(TOOLS)}}} ARGS...", file=sys.stderr)
+        print(f"usage: python -m core.train.xtuner_entry {{{','.join(TOOLS)}}} ARGS...", file=sys.stderr)
         return 2
     tool, args = argv[0], argv[1:]
     apply_runtime_fixes()

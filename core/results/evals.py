@@ -1,7 +1,7 @@
 """Evaluation answers checkpoint by checkpoint: the answer without its prompt, and word diffs.
 
 XTuner writes each answer as the whole generated text: the prompt in its template, then the
-model's reply, then the stop word (``<|im_end|>`` …). ``core.metrics.eval_outputs`` already maps
+model's reply, then the stop word (``<|im_end|>`` …). ``core.results.metrics.eval_outputs`` already maps
 XTuner's 0-based file names to checkpoint iterations (eval_outputs_iter_9.txt ↔ iter_10.pth).
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import html
 import os
 import re
 
-from core.metrics import eval_outputs
-from core.templates import PROMPT_TEMPLATES, format_prompt
+from core.results.metrics import eval_outputs
+from core.data.templates import PROMPT_TEMPLATES, format_prompt
 
 
 def answer_only(text: str, template: str | None, question: str, system: str = "") -> str:

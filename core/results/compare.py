@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from core.charts import ema
-from core.metrics import ScalarsReader
-from core.runs import Run
+from core.results.charts import ema
+from core.results.metrics import ScalarsReader
+from core.train.runs import Run
 
 
 @dataclass

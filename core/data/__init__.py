@@ -1,0 +1,1 @@
+"""Datasets: reading, formats and validation, conversion, token statistics, builders, templates."""

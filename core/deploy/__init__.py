@@ -1,0 +1,1 @@
+"""After training: conversion to Hugging Face, chat, hub export."""

@@ -1,0 +1,1 @@
+"""This machine: GPUs, CPU/RAM/disk, the environment doctor."""

@@ -1,0 +1,1 @@
+"""Base models: the catalog, hub downloads, local folder checks, memory estimates."""

@@ -1,0 +1,1 @@
+"""Reading what runs wrote: scalars, logs, evaluation answers; charts and comparisons."""

@@ -1,0 +1,1 @@
+"""Training: config generation and import, presets, launch plans, runs, hooks inside XTuner."""

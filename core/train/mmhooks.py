@@ -1,0 +1,165 @@
+"""mmengine pieces the generated configs use; imported only inside the training process.
+
+- ``StudioProgressHook`` writes ``progress.json`` (phase, iteration / total, epoch, elapsed, ETA,
+  iterations and tokens per second), at most twice a second, from rank 0 only. Phases: ``starting``
+  (runner built, checkpoint loading), ``resuming`` (data loader moving to the checkpoint's
+  position), ``training``, then ``stopped`` or ``finished``. The file appears with ``starting``:
+  from then on a stop request is honoured by the stop hook; before it there is nothing to save.
+- ``StudioStopHook`` honours a stop request file at the next iteration boundary: it saves a
+  checkpoint for the iteration just finished (unless the regular CheckpointHook just did) and ends
+  training cleanly, so a stop loses at most the iteration in flight. Under torchrun every rank must
+  stop at the same iteration (saving is collective with DeepSpeed): the ranks agree through one
+  ``all_reduce`` of a flag per iteration.
+- ``WarmupLinearLR`` is mmengine's ``LinearLR`` that keeps at least one warmup iteration, where
+  ``LinearLR`` raises ``end should be larger than begin`` on short runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.optim.scheduler import LinearLR
+from mmengine.optim.scheduler.param_scheduler import INF
+
+
+class WarmupLinearLR(LinearLR):
+    @classmethod
+    def build_iter_from_epoch(cls, *args, begin=0, end=INF, by_epoch=True, epoch_length=None, **kwargs):
+        assert by_epoch and epoch_length, "WarmupLinearLR converts an epoch-based range to iterations"
+        begin = int(begin * epoch_length)
+        end = INF if end == INF else max(int(end * epoch_length), begin + 1)
+        return cls(*args, begin=begin, end=end, by_epoch=False, **kwargs)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _replace_json(path: str, data: dict) -> None:
+    """Write ``path`` atomically (readers see the old or the new file) without an fsync: it is
+    rewritten twice a second from the training loop, and a lost update after a crash costs nothing."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class StudioProgressHook(Hook):
+    priority = "LOW"
+
+    def __init__(self, progress_file: str | None = None, min_interval_s: float = 0.5):
+        self.progress_file = progress_file
+        self.min_interval_s = min_interval_s
+        self._last_write = 0.0
+        self._started_at = 0.0  # wall clock of before_train
+        self._t0 = 0.0  # monotonic of before_train
+        self._t_first = None  # monotonic end of the first iteration of this start: the rate's origin
+        self._iter_first = 0
+        self._iter0 = 0  # iteration this start began at (the checkpoint's, on resume)
+        self._tokens = 0
+        self._iters_per_epoch = None
+
+    def _write(self, runner, phase: str, cur: int) -> None:
+        if not self.progress_file or _rank() != 0:
+            return
+        now = time.monotonic()
+        total = runner.max_iters
+        rate = None
+        if self._t_first is not None and cur > self._iter_first and now > self._t_first:
+            rate = (cur - self._iter_first) / (now - self._t_first)
+        elapsed = now - self._t0 if self._t0 else 0.0
+        epoch = None
+        if self._iters_per_epoch:
+            epoch = min(cur // self._iters_per_epoch + 1, -(-total // self._iters_per_epoch))
+        tokens_per_s = None
+        if self._tokens and self._t0 and elapsed > 0:
+            tokens_per_s = round(self._tokens * _world_size() / elapsed, 1)
+        _replace_json(self.progress_file, dict(
+            phase=phase,
+            iter=cur,
+            max_iters=total,
+            start_iter=self._iter0,
+            epoch=epoch,
+            max_epochs=-(-total // self._iters_per_epoch) if self._iters_per_epoch else None,
+            elapsed_s=round(elapsed, 3),
+            eta_s=round((total - cur) / rate, 1) if rate else None,
+            iters_per_s=round(rate, 4) if rate else None,
+            tokens_per_s=tokens_per_s,
+            started_at=self._started_at or None,
+            updated_at=time.time(),
+            pid=os.getpid(),
+            world_size=_world_size(),
+        ))
+        self._last_write = now
+
+    def before_run(self, runner) -> None:
+        try:
+            self._iters_per_epoch = len(runner.train_loop.dataloader) or None
+        except (TypeError, AttributeError):
+            self._iters_per_epoch = None
+        self._write(runner, "starting", runner.iter)
+
+    def before_train(self, runner) -> None:
+        self._t0 = time.monotonic()
+        self._started_at = time.time()
+        self._iter0 = runner.iter
+        # a resumed loop first moves the data loader to the checkpoint's position
+        self._write(runner, "resuming" if runner.iter else "training", runner.iter)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        try:
+            self._tokens += int(data_batch["data"]["input_ids"].numel())
+        except (TypeError, KeyError, AttributeError):
+            pass
+        done = runner.iter + 1  # runner.iter is incremented after this hook
+        if self._t_first is None:
+            self._t_first, self._iter_first = time.monotonic(), done
+        if time.monotonic() - self._last_write >= self.min_interval_s or done == runner.max_iters:
+            self._write(runner, "training", done)
+
+    def after_train(self, runner) -> None:
+        self._write(runner, "stopped" if runner.train_loop.stop_training else "finished", runner.iter)
+
+
+class StudioStopHook(Hook):
+    # after CheckpointHook (VERY_LOW), so a regular save at this iteration is seen
+    priority = "LOWEST"
+
+    def __init__(self, stop_file: str | None = None):
+        self.stop_file = stop_file
+
+    def _requested(self) -> bool:
+        asked = bool(self.stop_file) and os.path.exists(self.stop_file)
+        if _world_size() > 1:
+            import torch
+            from mmengine import dist
+
+            if dist.is_distributed():
+                flag = torch.tensor([1 if asked else 0], dtype=torch.int32)
+                dist.all_reduce(flag, op="max")  # every rank decides the same, at the same iteration
+                asked = bool(flag.item())
+        return asked
+
+    def before_train(self, runner) -> None:
+        if self._requested():
+            runner.logger.info("XTuner Studio: stop requested before training started; stopping.")
+            runner.train_loop.stop_training = True
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.train_loop.stop_training or not self._requested():
+            return
+        step = runner.iter + 1
+        ckpt_hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        if ckpt_hook is not None:
+            last = getattr(ckpt_hook, "last_ckpt", None) or ""
+            if not str(last).endswith(ckpt_hook.filename_tmpl.format(step)):
+                runner.logger.info(f"XTuner Studio: stop requested; saving checkpoint at {step} iterations")
+                ckpt_hook._save_checkpoint(runner)
+        runner.logger.info(f"XTuner Studio: stopping after iteration {step} as requested")
+        runner.train_loop.stop_training = True
