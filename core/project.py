@@ -19,6 +19,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from core.fsutil import atomic_write_json, read_json
+from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, Hyperparams  # noqa: F401 - Hyperparams is part of a project
 
 Method = Literal["qlora", "lora", "full"]
 
@@ -29,35 +30,6 @@ METHOD_LABELS = {
 }
 
 _NAME_RE = re.compile(r"^[\w][\w.\- ]{0,63}$")
-
-
-class Hyperparams(BaseModel):
-    """Training hyperparameters; defaults follow XTuner's own QLoRA configs (``*_qlora_alpaca_e3.py``).
-
-    Each field's description is the one-line explanation the Configure page shows.
-    """
-
-    lr: float = Field(2e-4, gt=0, lt=1, description="Learning rate: how big each update step is. LoRA/QLoRA ~2e-4, full ~2e-5.")
-    max_epochs: int = Field(3, ge=1, le=1000, description="Passes over the whole dataset.")
-    max_length: int = Field(2048, ge=16, le=1_048_576, description="Longest sample in tokens; longer ones are cut.")
-    pack_to_max_length: bool = Field(True, description="Pack several short samples into one max_length sequence: much faster on short data.")
-    batch_size: int = Field(1, ge=1, le=1024, description="Sequences per GPU per step.")
-    accumulative_counts: int = Field(16, ge=1, le=4096, description="Gradient accumulation: steps summed before one update (effective batch = batch × this × GPUs).")
-    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of training during which the learning rate ramps up from ~0.")
-    save_steps: int = Field(500, ge=1, description="Save a checkpoint every this many iterations (the last one is always saved).")
-    save_total_limit: int = Field(2, ge=-1, description="Checkpoints kept on disk; older ones are deleted (-1: keep all).")
-    evaluation_freq: int = Field(500, ge=1, description="Ask the evaluation questions every this many iterations.")
-    logging_interval: int = Field(10, ge=1, description="Log loss and learning rate every this many iterations.")
-    optimizer: Literal["AdamW", "SGD"] = Field("AdamW", description="AdamW is XTuner's default and the usual choice.")
-    weight_decay: float = Field(0.0, ge=0, description="L2 penalty on weights; 0 is XTuner's default.")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW's momentum coefficients (β1, β2).")
-    max_norm: float = Field(1.0, gt=0, description="Gradient clipping: gradients are scaled down above this norm.")
-    lora_r: int = Field(64, ge=1, le=1024, description="LoRA rank: adapter size. Higher learns more, costs more memory.")
-    lora_alpha: int = Field(16, ge=1, description="LoRA scaling: the adapter's update is multiplied by alpha / r.")
-    lora_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout inside the adapter, against overfitting.")
-    lora_target_modules: Optional[list[str]] = Field(None, description="Layers that get an adapter; empty: every linear layer (XTuner's default).")
-    seed: Optional[int] = Field(None, description="Random seed for reproducible runs; empty: random.")
-    dataloader_num_workers: int = Field(0, ge=0, le=64, description="Processes loading data in parallel; 0 loads in the training process.")
 
 
 class Project(BaseModel):
@@ -94,8 +66,8 @@ class Project(BaseModel):
     @field_validator("evaluation_inputs")
     @classmethod
     def _check_eval(cls, v: list[str]) -> list[str]:
-        if len(v) > 10:
-            raise ValueError("At most 10 evaluation questions.")
+        if len(v) > MAX_EVALUATION_QUESTIONS:
+            raise ValueError(f"At most {MAX_EVALUATION_QUESTIONS} evaluation questions.")
         return v
 
     @property

@@ -12,29 +12,24 @@ import json
 import operator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, get_args
 
 from pydantic import ValidationError
 
 from core.project import Hyperparams, Project
+from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names, top_level_names
 from core.data.templates import PROMPT_TEMPLATES
 
 SYSTEM_TEMPLATES: dict[str, str] = json.loads(
     (Path(__file__).resolve().parents[1] / "data" / "system_templates.json").read_text(encoding="utf-8")
 )  # a copy of xtuner.utils.SYSTEM_TEMPLATE (0.2.0); a test keeps them identical
 
-# top-level config name -> Hyperparams field, where the value is taken as it is
-_DIRECT = {
-    "lr": "lr", "max_epochs": "max_epochs", "max_length": "max_length",
-    "pack_to_max_length": "pack_to_max_length", "batch_size": "batch_size",
-    "accumulative_counts": "accumulative_counts", "dataloader_num_workers": "dataloader_num_workers",
-    "warmup_ratio": "warmup_ratio", "save_steps": "save_steps", "save_total_limit": "save_total_limit",
-    "evaluation_freq": "evaluation_freq", "weight_decay": "weight_decay", "betas": "betas",
-    "max_norm": "max_norm",
-}
-_LORA_KWARGS = {"r": "lora_r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
-                "target_modules": "lora_target_modules"}
-_OPTIMIZERS = {"AdamW", "SGD"}
+# where each hyperparameter sits in an XTuner config: the schema's ``xtuner`` names
+_DIRECT = top_level_names()  # top-level name -> field, the value taken as it is
+_LORA_KWARGS = keyword_names("lora")  # LoraConfig keyword -> field
+_RANDOMNESS = keyword_names("randomness")
+_LOGGER = keyword_names("LoggerHook")
+_OPTIMIZERS = set(get_args(Hyperparams.model_fields["optimizer"].annotation))
 _MAX_BYTES = 1_000_000
 _ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
           ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}
@@ -237,9 +232,10 @@ class _Reader:
                 value = [value] if isinstance(value, str) else value
                 if not (isinstance(value, list) and all(isinstance(q, str) for q in value)):
                     raise _NotLiteral
-                if len(value) > 10:
-                    self.out.errors.append(f"evaluation_inputs has {len(value)} questions; the first 10 were taken.")
-                    value = value[:10]
+                if len(value) > MAX_EVALUATION_QUESTIONS:
+                    self.out.errors.append(f"evaluation_inputs has {len(value)} questions; "
+                                           f"the first {MAX_EVALUATION_QUESTIONS} were taken.")
+                    value = value[:MAX_EVALUATION_QUESTIONS]
                 if value:
                     self.take("evaluation_inputs", value, "evaluation_inputs")
             except _NotLiteral:
@@ -332,14 +328,18 @@ class _Reader:
             if name not in self.env:
                 continue
             for _call, kw in self.calls(self.env[name]):
-                if name == "randomness" and "seed" in kw:
-                    self.used.add(name)
-                    try:
-                        self.take("seed", self.value(kw["seed"]), "randomness.seed")
-                    except _NotLiteral:
-                        self.out.errors.append("randomness seed is not a literal: not taken.")
-                if name == "default_hooks" and self.type_name(kw) == "LoggerHook" and "interval" in kw:
-                    try:
-                        self.take("logging_interval", self.value(kw["interval"]), "LoggerHook.interval")
-                    except _NotLiteral:
-                        pass
+                if name == "randomness":
+                    for arg, field_name in _RANDOMNESS.items():
+                        if arg in kw:
+                            self.used.add(name)
+                            try:
+                                self.take(field_name, self.value(kw[arg]), f"randomness.{arg}")
+                            except _NotLiteral:
+                                self.out.errors.append(f"randomness {arg} is not a literal: not taken.")
+                if name == "default_hooks" and self.type_name(kw) == "LoggerHook":
+                    for arg, field_name in _LOGGER.items():
+                        if arg in kw:
+                            try:
+                                self.take(field_name, self.value(kw[arg]), f"LoggerHook.{arg}")
+                            except _NotLiteral:
+                                pass

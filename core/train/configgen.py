@@ -15,13 +15,13 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, field_validator
 
 from core.project import Hyperparams, Method, Project
+from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names
 from core.data.templates import PROMPT_TEMPLATES
 
 Device = Literal["cpu", "cuda"]
 
 # XTuner's dataset map functions for the formats the app trains on (after conversion).
 DATASET_MAP_FNS = {"openai": "openai_map_fn", "alpaca": "alpaca_map_fn"}
-DEFAULT_LORA_TARGETS = None  # None: peft/XTuner default (all linear layers found by XTuner)
 
 
 class ConfigError(ValueError):
@@ -54,8 +54,8 @@ class TrainSpec(BaseModel):
     @field_validator("evaluation_inputs")
     @classmethod
     def _eval_count(cls, v: list[str]) -> list[str]:
-        if len(v) > 10:
-            raise ValueError("At most 10 evaluation questions.")
+        if len(v) > MAX_EVALUATION_QUESTIONS:
+            raise ValueError(f"At most {MAX_EVALUATION_QUESTIONS} evaluation questions.")
         return v
 
 
@@ -216,11 +216,10 @@ def render_config(spec: TrainSpec) -> str:
         add("    ),")
         add("    lora=dict(")
         add("        type=LoraConfig,")
-        add(f"        r={lit(hp.lora_r)},")
-        add(f"        lora_alpha={lit(hp.lora_alpha)},")
-        add(f"        lora_dropout={lit(hp.lora_dropout)},")
-        if hp.lora_target_modules:
-            add(f"        target_modules={lit(list(hp.lora_target_modules))},")
+        for arg, name in keyword_names("lora").items():  # r, lora_alpha, lora_dropout, target_modules
+            value = getattr(hp, name)
+            if value not in (None, []):  # no target modules: XTuner's default (every linear layer)
+                add(f"        {arg}={lit(value)},")
         add("        bias='none',")
         add("        task_type='CAUSAL_LM'))")
     add("")

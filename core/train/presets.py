@@ -9,7 +9,8 @@
   - LoRA: ``minicpm/2b/minicpm_2b_lora_alpaca_zh_e3.py`` — XTuner's LoRA-without-quantisation config;
   - full: ``internlm/internlm2_chat_1_8b/internlm2_chat_1_8b_full_alpaca_e3.py`` (lr 2e-5).
 
-  ``BUILTIN`` holds the same values for an environment without xtuner; a test keeps them equal.
+  ``BUILTIN`` is the schema's defaults (``core.train.hyperparams``), used without xtuner; a test keeps
+  them equal to XTuner's files.
 - Any other XTuner config of the same method can be a starting point (``xtuner_configs``).
 - The user's own presets: ``<workspace>/presets/<name>.json``.
 """
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from core.train.config_import import parse_config_file
 from core.fsutil import atomic_write_json, read_json
 from core.project import Hyperparams, Method, Project
+from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, METHODS, defaults
 
 PRESET_FILES: dict[str, str] = {
     "qlora": "internlm/internlm2_chat_1_8b/internlm2_chat_1_8b_qlora_alpaca_e3.py",
@@ -33,16 +35,7 @@ PRESET_FILES: dict[str, str] = {
     "full": "internlm/internlm2_chat_1_8b/internlm2_chat_1_8b_full_alpaca_e3.py",
 }
 
-_XTUNER_DEFAULTS = dict(lr=2e-4, max_epochs=3, max_length=2048, pack_to_max_length=True, batch_size=1,
-                        accumulative_counts=16, dataloader_num_workers=0, warmup_ratio=0.03, save_steps=500,
-                        save_total_limit=2, evaluation_freq=500, weight_decay=0.0, betas=(0.9, 0.999),
-                        max_norm=1.0, optimizer="AdamW", lora_r=64, lora_alpha=16, lora_dropout=0.1, seed=None,
-                        logging_interval=10)
-BUILTIN: dict[str, Hyperparams] = {
-    "qlora": Hyperparams(**_XTUNER_DEFAULTS),
-    "lora": Hyperparams(**_XTUNER_DEFAULTS),
-    "full": Hyperparams(**(_XTUNER_DEFAULTS | {"lr": 2e-5})),
-}
+BUILTIN: dict[str, Hyperparams] = {method: defaults(method) for method in METHODS}
 _METHOD_IN_NAME = {"qlora": "_qlora_", "lora": "_lora_", "full": "_full_"}
 _PRESET_NAME = re.compile(r"^[\w][\w.\- ]{0,63}$")
 
@@ -88,7 +81,7 @@ class UserPreset(BaseModel):
 
     method: Method
     hyperparams: Hyperparams
-    evaluation_inputs: list[str] = Field(default_factory=list, max_length=10)
+    evaluation_inputs: list[str] = Field(default_factory=list, max_length=MAX_EVALUATION_QUESTIONS)
     system_prompt: str = ""
     num_gpus: int = Field(1, ge=0, le=1024)
     num_nodes: int = Field(1, ge=1, le=1024)
