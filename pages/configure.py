@@ -10,10 +10,11 @@ from core.train.config_import import ConfigImportError, parse_config
 from core.train.configgen import ConfigError, render_config, spec_from_project
 from core.models.estimate import EstimateError, estimate_for_project, fit_check
 from core.fsutil import human_bytes
-from core.train.launch import DEEPSPEED_PRESETS
 from core.project import Hyperparams, ProjectError
+from core.train.hyperparams import MAX_EVALUATION_QUESTIONS as MAX_QUESTIONS
 from ui import session
 from ui.frame import page_frame
+from ui.hyperparams_form import NotANumber, hyperparams_from, hyperparams_widgets
 from ui.i18n import t
 
 page_frame()
@@ -21,12 +22,7 @@ page_frame()
 st.title(t("2 · Configure"))
 project = session.require_project()
 hp = project.hyperparams
-FIELDS = Hyperparams.model_fields
 METHOD = project.method.upper()
-
-
-def help_of(name: str) -> str:
-    return t(FIELDS[name].description or "")
 
 
 def save(updated, message: str) -> None:
@@ -130,100 +126,41 @@ with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/up
                 except ValidationError as e:
                     st.error(validation_text(e))
 
-# --- hyperparameters and hardware ----------------------------------------------------------------
+# --- hyperparameters (widgets generated from core.train.hyperparams) -----------------------------
 gpus = system.gpus()
 with st.form("hyperparams"):
-    st.subheader(t("Basic"))
-    c1, c2, c3 = st.columns(3)
-    values = {}
-    values["lr"] = c1.number_input(t("Learning rate"), value=float(hp.lr), min_value=1e-8, max_value=0.99,
-                                   format="%.2e", step=1e-5, help=help_of("lr"))
-    values["max_epochs"] = c2.number_input(t("Epochs"), value=int(hp.max_epochs), min_value=1, max_value=1000,
-                                           help=help_of("max_epochs"))
-    values["max_length"] = c3.number_input(t("Max length (tokens)"), value=int(hp.max_length), min_value=16,
-                                           step=256, help=help_of("max_length"))
-    values["batch_size"] = c1.number_input(t("Batch size per device"), value=int(hp.batch_size), min_value=1,
-                                           help=help_of("batch_size"))
-    values["accumulative_counts"] = c2.number_input(t("Gradient accumulation"), value=int(hp.accumulative_counts),
-                                                    min_value=1, help=help_of("accumulative_counts"))
-    values["warmup_ratio"] = c3.number_input(t("Warmup ratio"), value=float(hp.warmup_ratio), min_value=0.0,
-                                             max_value=0.99, step=0.01, help=help_of("warmup_ratio"))
-    values["save_steps"] = c1.number_input(t("Save every (iterations)"), value=int(hp.save_steps), min_value=1,
-                                           help=help_of("save_steps"))
-    values["save_total_limit"] = c2.number_input(t("Checkpoints kept"), value=int(hp.save_total_limit),
-                                                 min_value=-1, help=help_of("save_total_limit"))
-    values["evaluation_freq"] = c3.number_input(t("Evaluate every (iterations)"), value=int(hp.evaluation_freq),
-                                                min_value=1, help=help_of("evaluation_freq"))
-    values["pack_to_max_length"] = st.checkbox(t("Pack samples to max length"), value=hp.pack_to_max_length,
-                                               help=help_of("pack_to_max_length"))
-    with st.expander(t("Advanced")):
-        a1, a2, a3 = st.columns(3)
-        values["optimizer"] = a1.selectbox(t("Optimizer"), ["AdamW", "SGD"], index=["AdamW", "SGD"].index(hp.optimizer),
-                                           help=help_of("optimizer"))
-        values["weight_decay"] = a2.number_input(t("Weight decay"), value=float(hp.weight_decay), min_value=0.0,
-                                                 format="%.4f", help=help_of("weight_decay"))
-        values["max_norm"] = a3.number_input(t("Gradient clip (max norm)"), value=float(hp.max_norm), min_value=0.001,
-                                             help=help_of("max_norm"))
-        beta1 = a1.number_input("β1", value=float(hp.betas[0]), min_value=0.0, max_value=0.9999, format="%.4f",
-                                help=help_of("betas"))
-        beta2 = a2.number_input("β2", value=float(hp.betas[1]), min_value=0.0, max_value=0.99999, format="%.5f",
-                                help=help_of("betas"))
-        values["logging_interval"] = a3.number_input(t("Log every (iterations)"), value=int(hp.logging_interval),
-                                                     min_value=1, help=help_of("logging_interval"))
-        no_lora = project.method == "full"
-        values["lora_r"] = a1.number_input(t("LoRA r"), value=int(hp.lora_r), min_value=1, disabled=no_lora,
-                                           help=help_of("lora_r"))
-        values["lora_alpha"] = a2.number_input(t("LoRA alpha"), value=int(hp.lora_alpha), min_value=1,
-                                               disabled=no_lora, help=help_of("lora_alpha"))
-        values["lora_dropout"] = a3.number_input(t("LoRA dropout"), value=float(hp.lora_dropout), min_value=0.0,
-                                                 max_value=0.99, disabled=no_lora, help=help_of("lora_dropout"))
-        targets = a1.text_input(t("LoRA target modules"), value=", ".join(hp.lora_target_modules or []),
-                                placeholder="q_proj, v_proj", disabled=no_lora, help=help_of("lora_target_modules"))
-        seed = a2.text_input(t("Seed"), value="" if hp.seed is None else str(hp.seed), help=help_of("seed"))
-        values["dataloader_num_workers"] = a3.number_input(t("Dataloader workers"), value=int(hp.dataloader_num_workers),
-                                                           min_value=0, max_value=64,
-                                                           help=help_of("dataloader_num_workers"))
-    st.subheader(t("GPUs"))
-    g1, g2, g3 = st.columns(3)
-    num_gpus = g1.number_input(t("GPUs per node"), value=max(1, project.num_gpus), min_value=1, max_value=1024,
-                               help=t("Data-parallel training: one process per GPU (torchrun). Detected here: {n}.",
-                                      n=len(gpus)))
-    num_nodes = g2.number_input(t("Nodes"), value=int(project.num_nodes), min_value=1, max_value=1024,
-                                help=t("Machines training together; each runs the same command with its own rank."))
-    ds_options = [None, *DEEPSPEED_PRESETS]
-    deepspeed = g3.selectbox(
-        t("DeepSpeed"), ds_options, index=ds_options.index(project.deepspeed) if project.deepspeed in ds_options else 0,
-        format_func=lambda v: t("off") if v is None else v,
-        help=t("ZeRO splits optimizer state (1), gradients (2) and weights (3) over the GPUs; offload moves them to "
-               "CPU memory. GPU only."))
+    raw = hyperparams_widgets(hp, project.method)
     submitted = st.form_submit_button(t("Save"), type="primary")
-
 if submitted:
     try:
-        values["betas"] = (beta1, beta2)
-        values["seed"] = int(seed) if seed.strip() else None
-        names = [x.strip() for x in targets.split(",") if x.strip()]
-        values["lora_target_modules"] = names or None
-        new_hp = Hyperparams(**(hp.model_dump() | values))
-        save(project.model_copy(update={"hyperparams": new_hp, "num_gpus": int(num_gpus), "num_nodes": int(num_nodes),
-                                        "deepspeed": deepspeed}), t("Saved."))
+        save(project.model_copy(update={"hyperparams": hyperparams_from(hp, raw)}), t("Saved."))
     except ValidationError as e:
         st.error(validation_text(e))
-    except ValueError:
-        st.error(t("The seed must be a whole number, or empty for a random one."))
-if deepspeed and not gpus:
-    st.caption(t("No GPU here: DeepSpeed is for the commands and the Slurm script below, run on a GPU machine. "
-                 "Training on this machine needs it off (3 · Train → Launch shows what can run here)."))
+    except NotANumber as e:
+        st.error(t("{label} must be a whole number, or empty.", label=e.label))
+
+# --- launch settings: edited (and checked against this machine) on Train ------------------------
+st.subheader(t("GPUs"))
+st.markdown(t("**{gpus}** GPU(s) per node · **{nodes}** node(s) · DeepSpeed: **{deepspeed}**",
+              gpus=max(1, project.num_gpus), nodes=project.num_nodes,
+              deepspeed=project.deepspeed or t("off")))
+st.page_link("pages/train.py", label=t("Change them on 3 · Train → Launch, where they are checked against this "
+                                       "machine"), icon=":material/memory:")
 
 # --- evaluation ----------------------------------------------------------------------------------
 st.subheader(t("Evaluation"))
 rev = st.session_state.get("configure_saves", 0)  # keyed widgets start again from the saved project after every save
-n_questions = st.number_input(t("Number of evaluation questions"), min_value=1, max_value=10,
-                              value=max(1, min(10, len(project.evaluation_inputs))), key=f"n_questions_{rev}",
-                              help=t("XTuner asks them at every checkpoint; the answers appear on Results."))
+n_questions = st.number_input(t("Number of evaluation questions"), min_value=1,
+                              value=max(1, min(MAX_QUESTIONS, len(project.evaluation_inputs))),
+                              key=f"n_questions_{rev}",
+                              help=t("XTuner asks them at every checkpoint; the answers appear on Results. "
+                                     "At most {n}.", n=MAX_QUESTIONS))
+if n_questions > MAX_QUESTIONS:
+    st.error(t("At most {n} evaluation questions: XTuner asks every one at each evaluation. Question {extra} "
+               "and later cannot be added.", n=MAX_QUESTIONS, extra=MAX_QUESTIONS + 1))
 with st.form("evaluation"):
     questions = []
-    for i in range(int(n_questions)):
+    for i in range(min(int(n_questions), MAX_QUESTIONS)):
         current = project.evaluation_inputs[i] if i < len(project.evaluation_inputs) else ""
         questions.append(st.text_area(t("Question {n}", n=i + 1), value=current, height=68, key=f"eval_q_{i}_{rev}"))
     system_prompt = st.text_area(t("System prompt (optional)"), value=project.system_prompt, key=f"eval_system_{rev}",
@@ -232,7 +169,7 @@ with st.form("evaluation"):
 if eval_submitted:
     qs = [q for q in questions if q.strip()]
     if not qs:
-        st.error(t("Give between 1 and 10 evaluation questions."))
+        st.error(t("Give between 1 and {n} evaluation questions.", n=MAX_QUESTIONS))
     else:
         save(project.model_copy(update={"evaluation_inputs": qs, "system_prompt": system_prompt}), t("Saved."))
 

@@ -33,22 +33,66 @@ def load(ws):
     return ProjectStore(ws).load("demo")
 
 
-def test_hyperparameters_and_gpus_are_saved(ws):
+def test_hyperparameters_are_saved(ws):
     at = page(ws)
     widget(at.number_input, "Learning rate").set_value(0.002)
-    widget(at.number_input, "GPUs per node").set_value(4)
-    widget(at.number_input, "Nodes").set_value(2)
-    widget(at.selectbox, "DeepSpeed").set_value("deepspeed_zero2")
     widget(at.text_input, "LoRA target modules").set_value("q_proj, v_proj")
     at.button(key="FormSubmitter:hyperparams-Save").click().run()
     assert not at.error and any("Saved" in s.value for s in at.success)
     project = load(ws)
     assert project.hyperparams.lr == 0.002 and project.hyperparams.lora_target_modules == ["q_proj", "v_proj"]
-    assert (project.num_gpus, project.num_nodes, project.deepspeed) == (4, 2, "deepspeed_zero2")
+
+
+def test_launch_settings_are_shown_read_only_and_the_commands_follow_them(ws):
+    """GPUs, nodes and DeepSpeed are edited on Train only (checked there against this machine)."""
+    store = ProjectStore(ws)
+    store.save(load(ws).model_copy(update={"num_gpus": 4, "num_nodes": 2, "deepspeed": "deepspeed_zero2"}))
+    at = page(ws)
+    labels = {w.label for w in [*at.number_input, *at.selectbox]}
+    assert not labels & {"GPUs per node", "Nodes", "DeepSpeed"}, "no second editor of the launch settings"
+    assert any("**4** GPU(s) per node · **2** node(s) · DeepSpeed: **deepspeed_zero2**" in m.value
+               for m in at.markdown)
     # the commands follow: one per node, with DeepSpeed
     assert any("NPROC_PER_NODE=4 NNODES=2 NODE_RANK=1" in c.value and "--deepspeed deepspeed_zero2" in c.value
                for c in at.code)
     assert any("#SBATCH --nodes=2" in c.value for c in at.code)
+
+
+def test_every_setting_of_the_schema_has_its_widget_with_the_schema_bounds(ws):
+    from core.train.hyperparams import settings
+    from ui.hyperparams_form import label_of
+
+    at = page(ws)
+    widgets = {w.label: w for w in [*at.number_input, *at.text_input, *at.selectbox, *at.checkbox]}
+    for s in settings():
+        labels = s.widget.get("parts") or [label_of(s)]
+        for label in labels:
+            assert label in widgets, f"no widget for {s.name}"
+            w = widgets[label]
+            if "ge" in s.bounds:
+                assert w.min == s.bounds["ge"], s.name
+            if "le" in s.bounds:
+                assert w.max == s.bounds["le"], s.name
+    max_length = widgets["Max length (tokens)"]
+    assert (max_length.min, max_length.max, max_length.step) == (16, 1_048_576, 256)
+
+
+def test_a_value_outside_the_schema_bounds_is_refused_with_the_setting_named(ws):
+    at = page(ws)
+    widget(at.number_input, "Gradient clip (max norm)").set_value(0.0)  # the schema says > 0
+    at.button(key="FormSubmitter:hyperparams-Save").click().run()
+    assert at.error and "max_norm" in at.error[0].value
+    assert load(ws).hyperparams.max_norm == 1.0
+
+
+def test_an_eleventh_evaluation_question_is_refused_clearly(ws):
+    at = page(ws)
+    widget(at.number_input, "Number of evaluation questions").set_value(11).run()
+    assert at.error and "At most 10 evaluation questions" in at.error[0].value
+    assert len([a for a in at.text_area if a.label.startswith("Question ")]) == 10, "ten to fill, not eleven"
+    widget(at.text_area, "Question 10").set_value("the tenth")
+    at.button(key="FormSubmitter:evaluation-Save evaluation").click().run()
+    assert load(ws).evaluation_inputs[-1] == "the tenth"
 
 
 def test_a_bad_seed_is_refused_and_nothing_is_lost(ws):

@@ -72,7 +72,7 @@ class Hyperparams(BaseModel):
     max_norm: float = setting(1.0, gt=0, label="Gradient clip (max norm)", xtuner="max_norm", group="advanced",
                               help="Gradient clipping: gradients are scaled down above this norm.")
     betas: tuple[Beta, Beta] = setting((0.9, 0.999), label="β1, β2", xtuner="betas", group="advanced",
-                                       widget={"format": "%.4f", "parts": ["β1", "β2"]},
+                                       widget={"format": "%.5f", "parts": ["β1", "β2"]},
                                        help="AdamW's momentum coefficients (β1, β2).")
     logging_interval: int = setting(10, ge=1, label="Log every", unit="iterations", xtuner="LoggerHook.interval",
                                     group="advanced", help="Log loss and learning rate every this many iterations.")
