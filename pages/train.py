@@ -78,13 +78,24 @@ def monitor() -> None:
                     + (" · " + " · ".join(extra) if extra else ""))
 
 
-# --- how to launch: GPUs, DeepSpeed, nodes ----------------------------------------------------
-with st.expander(t("Launch: GPUs, DeepSpeed, nodes"), icon=":material/memory:"):
+# --- how to launch: GPUs, DeepSpeed, nodes (the one editor of these settings) ----------------------
+def plan_problem(p) -> launch.Why | None:
+    """Why ``p``'s launch settings cannot run on this machine, or None."""
+    try:
+        launch.check_plan(launch.plan_for(p), device, len(gpu_list))
+    except launch.LaunchError as e:
+        return e.why
+    return None
+
+
+with st.expander(t("Launch: GPUs, DeepSpeed, nodes"), icon=":material/memory:",
+                 expanded=plan_problem(project) is not None):
     if device != "cuda":
         st.info(t("No GPU here: training runs as one process on the CPU. Several GPUs, several nodes and "
                   "DeepSpeed need NVIDIA GPUs."))
     ds_reasons = {p: launch.deepspeed_unavailable(p, device) for p in launch.DEEPSPEED_PRESETS}
     ds_options = [None] + [p for p, why in ds_reasons.items() if why is None]
+    one_node = device != "cuda"  # the form starts from what can run here
     with st.form("launch"):
         c1, c2 = st.columns(2)
         max_gpus = max(1, len(gpu_list))
@@ -99,9 +110,10 @@ with st.expander(t("Launch: GPUs, DeepSpeed, nodes"), icon=":material/memory:"):
                           disabled=len(ds_options) == 1,
                           help=t("XTuner's built-in DeepSpeed presets, passed as --deepspeed NAME."))
         c3, c4, c5, c6 = st.columns(4)
-        nodes = c3.number_input(t("Nodes"), min_value=1, max_value=1024, value=project.num_nodes,
+        nodes = c3.number_input(t("Nodes"), min_value=1, max_value=1024, value=1 if one_node else project.num_nodes,
                                 disabled=device != "cuda", help=t("Machines training together (NNODES)."))
-        rank = c4.number_input(t("This node's rank"), min_value=0, max_value=1023, value=project.node_rank,
+        rank = c4.number_input(t("This node's rank"), min_value=0, max_value=1023,
+                               value=0 if one_node else project.node_rank,
                                disabled=device != "cuda", help=t("0 on the master node (NODE_RANK)."))
         addr = c5.text_input(t("Master address"), value=project.master_addr, disabled=device != "cuda",
                              help=t("Host name or IP of node 0 (ADDR)."))
@@ -125,10 +137,15 @@ with st.expander(t("Launch: GPUs, DeepSpeed, nodes"), icon=":material/memory:"):
     if blocked:
         st.caption(t("DeepSpeed presets not available here:") + "\n" +
                    "\n".join(f"- `{p}`: {why_text(why)}" for p, why in blocked))
-    plan = launch.plan_for(project)
-    st.caption(t("The app runs (in the run's folder):"))
-    st.code(shlex.join(launch.train_argv(plan, "config.py", "work_dir", port=plan.master_port or 29500)),
-            language="bash", wrap_lines=True)
+    launch_problem = plan_problem(project)
+    if launch_problem is not None:
+        st.error(t("The saved launch settings cannot run on this machine: {why} Save the settings above (they "
+                   "start from what can run here) to train.", why=why_text(launch_problem)))
+    else:
+        plan = launch.plan_for(project)
+        st.caption(t("The app runs (in the run's folder):"))
+        st.code(shlex.join(launch.train_argv(plan, "config.py", "work_dir", port=plan.master_port or 29500)),
+                language="bash", wrap_lines=True)
 
 # --- start a new run ----------------------------------------------------------------------------
 sources = [(r, it, path) for r in all_runs if not (r.job() and r.job().active)
@@ -148,8 +165,9 @@ with c1:
         st.caption(t("Change the data or the learning rate on Model & Data or Configure first; the run starts "
                      "from these weights with a fresh optimizer and schedule."))
 with c2:
-    if st.button(t("Start a new run"), type="primary", icon=":material/play_arrow:", disabled=active is not None,
-                 key="start", help=t("Writes the config into a new run folder and starts training in the background.")):
+    if st.button(t("Start a new run"), type="primary", icon=":material/play_arrow:",
+                 disabled=active is not None or launch_problem is not None, key="start",
+                 help=t("Writes the config into a new run folder and starts training in the background.")):
         try:
             run, _ = runs.start_new_run(project, device, warm_start=warm, gpu_count=len(gpu_list))
         except launch.LaunchError as e:

@@ -111,20 +111,30 @@ def test_warm_start_from_the_page_makes_a_run_that_loads_the_checkpoint(trained_
         shutil.rmtree(new.dir)  # the shared trained workspace keeps its one run
 
 
-def test_a_launch_plan_this_machine_cannot_run_is_refused_with_the_reason(workspace, demo_workspace):
-    """A project set up for two GPUs (e.g. on the GPU box), opened on a machine without one."""
+@pytest.mark.parametrize("settings", [dict(num_gpus=2, deepspeed="deepspeed_zero2"),
+                                      dict(num_nodes=2, master_port=29500)])
+def test_a_launch_plan_this_machine_cannot_run_is_refused_with_the_reason(workspace, demo_workspace, settings):
+    """A project set up for two GPUs + ZeRO-2 (or two nodes), e.g. on the GPU box, opened on a machine without one:
+    the reason is shown, nothing that cannot run is previewed or started, and Train itself fixes it."""
     from core.demo import DEMO_TEMPLATE
     from core.project import ProjectStore
 
     demo = ProjectStore(demo_workspace).load("demo")
     project = ProjectStore(workspace).create("demo", method="lora", model_path=demo.model_path,
-                                             dataset_path=demo.dataset_path, prompt_template=DEMO_TEMPLATE,
-                                             num_gpus=2, deepspeed="deepspeed_zero2")
+                                             dataset_path=demo.dataset_path, prompt_template=DEMO_TEMPLATE, **settings)
     at = train_page(workspace)
-    at.button(key="start").click().run()
-    assert [e.value for e in at.error] == ["Training on several GPUs needs NVIDIA GPUs; none was found on this machine."]
+    expected = ("Training on several GPUs needs NVIDIA GPUs; none was found on this machine." if "num_gpus" in settings
+                else "Training on several nodes needs NVIDIA GPUs; none was found on this machine.")
+    assert [e.value for e in at.error] == [
+        f"The saved launch settings cannot run on this machine: {expected} Save the settings above (they start from "
+        "what can run here) to train."]
+    assert at.button(key="start").disabled, "Start waits until the launch settings can run here"
+    assert not any("torch.distributed.run" in c.value for c in at.code), "no preview of a command that cannot run"
     assert not any(project.runs_dir.iterdir()), "nothing was created"
     at.button(key="FormSubmitter:launch-Save launch settings").click().run()  # the form resets to what works here
-    assert any(s.value == "Saved." for s in at.success)
+    assert any(s.value == "Saved." for s in at.success) and not at.error
     saved = ProjectStore(workspace).load("demo")
-    assert saved.num_gpus == 1 and saved.deepspeed is None
+    assert (saved.num_gpus, saved.num_nodes, saved.deepspeed) == (1, 1, None)
+    assert at.button(key="start").disabled is False
+    assert any("core.train.xtuner_entry train config.py --work-dir work_dir" in c.value
+               and "torch.distributed.run" not in c.value for c in at.code)
