@@ -1,8 +1,10 @@
 import sys
+from pathlib import Path
 
 import pytest
 
-from core.train import launch
+from core.project import Project
+from core.train import commands, launch
 from core.train.launch import LaunchError, LaunchPlan, check_plan, train_argv
 
 
@@ -30,9 +32,15 @@ def test_several_nodes_and_deepspeed():
     tail = argv[argv.index("core.train.xtuner_entry"):]
     assert tail == ["core.train.xtuner_entry", "train", "cfg.py", "--work-dir", "wd", "--deepspeed", "deepspeed_zero2",
                     "--resume", "wd/iter_9.pth", "--launcher", "pytorch"]
-    assert launch.xtuner_cli_command(plan, "cfg.py", "wd") == (
+    # the same launch as XTuner's own command line (core.train.commands is the one builder of those)
+    project = Project(name="p", workspace="/w", download_cache="/w/d", model_path="/m", prompt_template="qwen_chat",
+                      num_gpus=8, num_nodes=2, node_rank=1, master_addr="10.0.0.5", master_port=29600,
+                      deepspeed="deepspeed_zero2")
+    layout = commands.Layout(Path("cfg.py"), Path("wd"), Path("hf"), Path("merged"))
+    assert commands.train_commands(project, layout, master_addr="10.0.0.5", port=29600)[1] == (
         "NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 ADDR=10.0.0.5 PORT=29600 "
         "xtuner train cfg.py --work-dir wd --deepspeed deepspeed_zero2")
+    assert launch.plan_for(project) == plan
 
 
 def test_deepspeed_on_one_gpu_still_uses_torchrun():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from core.train.launch import DEEPSPEED_PRESETS
+from core.train.launch import DEEPSPEED_PRESETS, plan_for
 from core.paths import REPO_ROOT
 from core.project import Project
 
@@ -51,6 +51,8 @@ def _check(project: Project) -> None:
 
 
 def _train_args(project: Project, layout: Layout) -> str:
+    """``xtuner train`` and its arguments: the one builder of this command line (the app's own argv is
+    ``launch.train_argv``)."""
     args = f"xtuner train {q(str(layout.config))} --work-dir {q(str(layout.work_dir))}"
     if project.deepspeed:
         args += f" --deepspeed {q(project.deepspeed)}"
@@ -65,12 +67,13 @@ def train_commands(project: Project, layout: Layout, master_addr: str = "<master
                    port: int = 29500) -> list[str]:
     """One command per node (a single line when one node)."""
     _check(project)
-    gpus = max(1, project.num_gpus)
+    plan = plan_for(project)
+    gpus, nodes = plan.nproc_per_node, plan.nnodes
     train = _train_args(project, layout)
-    if project.num_nodes <= 1:
+    if nodes <= 1:
         return [f"NPROC_PER_NODE={gpus} {train}" if gpus > 1 else train]
-    return [f"NPROC_PER_NODE={gpus} NNODES={project.num_nodes} NODE_RANK={rank} ADDR={q(master_addr)} "
-            f"PORT={int(port)} {train}" for rank in range(project.num_nodes)]
+    return [f"NPROC_PER_NODE={gpus} NNODES={nodes} NODE_RANK={rank} ADDR={q(master_addr)} "
+            f"PORT={int(port)} {train}" for rank in range(nodes)]
 
 
 def convert_commands(project: Project, layout: Layout) -> list[str]:
@@ -114,7 +117,7 @@ def slurm_script(project: Project, layout: Layout, partition: str = "", job_name
             raise CommandError(f"The Slurm {label} {value!r} may only hold letters, digits, '.', '-' and '_'.")
     if time_limit and not re.match(r"^[\d:\-]{1,16}$", time_limit):
         raise CommandError(f"The Slurm time limit {time_limit!r} must look like 1-00:00:00 or 24:00:00.")
-    gpus = max(1, project.num_gpus)
+    gpus = plan_for(project).nproc_per_node
     lines = ["#!/usr/bin/env bash", f"#SBATCH --job-name={job_name or 'xtuner'}"]
     if partition:
         lines.append(f"#SBATCH --partition={partition}")
@@ -137,7 +140,7 @@ def write_config(layout: Layout, text: str) -> Path:
 
 def describe_launch(project: Project) -> Optional[str]:
     """A one-line summary of the distributed setup, or None for one GPU."""
-    gpus = max(1, project.num_gpus)
+    gpus = plan_for(project).nproc_per_node
     if gpus == 1 and project.num_nodes == 1 and not project.deepspeed:
         return None
     parts = [f"{project.num_nodes} node(s) × {gpus} GPU(s)"]

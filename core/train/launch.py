@@ -166,19 +166,3 @@ def train_argv(plan: LaunchPlan, config: str | Path, work_dir: str | Path,
         f"--master_port={master_port}",
         *tool, "--launcher", "pytorch",
     ]
-
-
-def xtuner_cli_command(plan: LaunchPlan, config: str | Path, work_dir: str | Path) -> str:
-    """The equivalent ``xtuner train`` command line, for people moving to the CLI (display only)."""
-    import shlex
-
-    env = []
-    if plan.world_size > 1:
-        env = [f"NPROC_PER_NODE={plan.nproc_per_node}"]
-        if plan.nnodes > 1:
-            env += [f"NNODES={plan.nnodes}", f"NODE_RANK={plan.node_rank}",
-                    f"ADDR={shlex.quote(plan.master_addr)}", f"PORT={plan.master_port}"]
-    cmd = ["xtuner", "train", str(config), "--work-dir", str(work_dir)]
-    if plan.deepspeed:
-        cmd += ["--deepspeed", plan.deepspeed]
-    return " ".join(env + [shlex.quote(c) for c in cmd])
