@@ -15,7 +15,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, field_validator
 
 from core.project import Hyperparams, Method, Project
-from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names
+from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names, settings, top_level_names
 from core.data.templates import PROMPT_TEMPLATES
 
 Device = Literal["cpu", "cuda"]
@@ -150,27 +150,16 @@ def render_config(spec: TrainSpec) -> str:
     add("# Data")
     add(f"data_path = {lit(spec.dataset_path)}")
     add(f"prompt_template = PROMPT_TEMPLATE.{spec.prompt_template}")
-    add(f"max_length = {lit(hp.max_length)}")
-    add(f"pack_to_max_length = {lit(hp.pack_to_max_length)}")
     add("")
-    add("# Scheduler & Optimizer")
-    add(f"batch_size = {lit(hp.batch_size)}  # per device")
-    add(f"accumulative_counts = {lit(hp.accumulative_counts)}")
-    add(f"dataloader_num_workers = {lit(hp.dataloader_num_workers)}")
-    add(f"max_epochs = {lit(hp.max_epochs)}")
-    add(f"optim_type = {'AdamW' if hp.optimizer == 'AdamW' else 'SGD'}")
-    add(f"lr = {lit(hp.lr)}")
-    add(f"betas = {lit(tuple(hp.betas))}")
-    add(f"weight_decay = {lit(hp.weight_decay)}")
-    add(f"max_norm = {lit(hp.max_norm)}  # grad clip")
-    add(f"warmup_ratio = {lit(hp.warmup_ratio)}")
-    add("")
-    add("# Save")
-    add(f"save_steps = {lit(hp.save_steps)}")
-    add(f"save_total_limit = {lit(hp.save_total_limit)}  # maximum checkpoints to keep (-1: unlimited)")
+    add("# Hyperparameters, by XTuner's names (XTuner Studio: core/train/hyperparams.py)")
+    top_level = top_level_names()
+    for item in settings():
+        if item.xtuner == "optim_type":  # a class imported above (AdamW or SGD), not a literal
+            add(f"optim_type = {'SGD' if hp.optimizer == 'SGD' else 'AdamW'}")
+        elif item.xtuner in top_level:
+            add(f"{item.xtuner} = {lit(getattr(hp, item.name))}" + (f"  # {item.unit}" if item.unit else ""))
     add("")
     add("# Evaluate the generation performance during the training")
-    add(f"evaluation_freq = {lit(hp.evaluation_freq)}")
     add(f"SYSTEM = {lit(spec.system_prompt)}")
     add(f"evaluation_inputs = {lit(list(spec.evaluation_inputs))}")
     add("")
