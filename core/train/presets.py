@@ -83,9 +83,9 @@ class UserPreset(BaseModel):
     hyperparams: Hyperparams
     evaluation_inputs: list[str] = Field(default_factory=list, max_length=MAX_EVALUATION_QUESTIONS)
     system_prompt: str = ""
-    num_gpus: int = Field(1, ge=0, le=1024)
-    num_nodes: int = Field(1, ge=1, le=1024)
-    deepspeed: Optional[str] = None
+    num_gpus: int = Project.model_fields["num_gpus"]  # the project's own declaration (default, bounds)
+    num_nodes: int = Project.model_fields["num_nodes"]
+    deepspeed: Optional[str] = Project.model_fields["deepspeed"]
 
     @classmethod
     def of(cls, project: Project) -> "UserPreset":
