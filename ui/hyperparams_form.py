@@ -19,8 +19,7 @@ def label_of(s: Setting) -> str:
 
 def _number(box, label: str, s: Setting, value, **extra):
     """A number input bounded by the schema's inclusive bounds (exclusive ones are checked on save)."""
-    is_int = s.kind == "int"
-    cast = int if is_int else float
+    cast = int if s.kind == "int" else float
     widget = {k: v for k, v in s.widget.items() if k in ("format", "step")}
     return box.number_input(label, value=cast(value), min_value=_bound(s, "ge", cast),
                             max_value=_bound(s, "le", cast), help=t(s.help), **widget, **extra)

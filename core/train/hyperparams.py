@@ -108,8 +108,8 @@ class Setting:
     methods: tuple[str, ...]
     xtuner: str
     bounds: dict  # ge / le / gt / lt, those declared
+    widget: dict  # presentation: format, step, placeholder, parts
     choices: tuple = ()
-    widget: dict = None  # presentation: format, step, placeholder, parts
 
     def applies_to(self, method: str) -> bool:
         return method in self.methods
