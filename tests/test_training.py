@@ -150,30 +150,37 @@ def test_warm_start_begins_from_the_checkpoint_weights_with_a_new_learning_rate(
 
 
 RACER = r"""
-import sys, time
+import json, sys, time
 sys.path.insert(0, {repo!r})
 from core import jobs
 from core.train import runs
 from core.project import ProjectStore
+from tests.racing import make_start_job_a_racer
 project = ProjectStore({ws!r}).load("demo")
-while time.time() < {t0!r}:
-    pass
+seen = make_start_job_a_racer({sync!r}, 2)
 try:
     run, _ = runs.start_new_run(project, "cpu", gpu_count=0)
-    print("STARTED", run.id)
+    result = "STARTED"
 except jobs.JobBusy:
-    print("BUSY")
+    result = "BUSY"
+print(json.dumps({{"result": result, "entered": seen["entered"], "left": time.time()}}))
 """
 
 
-def test_two_tabs_pressing_start_together_start_exactly_one_run(project):
-    t0 = time.time() + 2.0
-    procs = [subprocess.Popen([sys.executable, "-c", RACER.format(repo=REPO, ws=project.workspace, t0=t0)],
+def test_two_tabs_pressing_start_together_start_exactly_one_run(project, tmp_path):
+    import json
+
+    from tests.racing import assert_overlapped
+
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RACER.format(repo=REPO, ws=project.workspace, sync=str(sync))],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
              for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    results = sorted(o.strip().split()[0] for o, _ in outs)
-    assert results == ["BUSY", "STARTED"], outs
+    outs = [p.communicate(timeout=300) for p in procs]
+    results = [json.loads(o.strip().splitlines()[-1]) if o.strip() else {"result": err[-2000:]} for o, err in outs]
+    assert sorted(r["result"] for r in results) == ["BUSY", "STARTED"], outs
+    assert_overlapped([r["entered"] for r in results], [r["left"] for r in results])
     (run,) = runs.list_runs(project)  # the loser left no folder behind
     assert run.job().active
     jobs.request_stop(run.dir)
