@@ -64,9 +64,8 @@ def test_kill_9_of_the_training_process_shows_failed_at_the_next_poll(project):
     run, _ = runs.start_new_run(project, "cpu", gpu_count=0)
     at_iteration(run, 3)
     os.kill(run.job().child.pid, signal.SIGKILL)
-    time.sleep(POLL_S)
-    job = run.job()
-    assert job.state == "failed" and "SIGKILL" in job.reason
+    job = wait_for(lambda: (j := run.job()).state == "failed" and j, timeout=POLL_S)  # by the next poll
+    assert "SIGKILL" in job.reason
     assert runs.active_training(project) is None  # the GPU set is free again
 
 
@@ -78,9 +77,8 @@ def test_kill_9_of_everything_shows_failed_at_the_next_poll(project):
     job = run.job()
     os.killpg(job.child.pid, signal.SIGKILL)
     os.kill(job.supervisor.pid, signal.SIGKILL)
-    time.sleep(0.3)
-    job = run.job()
-    assert job.state == "failed" and "supervisor" in job.reason
+    job = wait_for(lambda: (j := run.job()).state == "failed" and j, timeout=POLL_S)  # by the next poll
+    assert "supervisor" in job.reason
 
 
 def test_stop_saves_the_current_iteration_and_resumes_continue_one_curve(project):
