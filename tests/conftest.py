@@ -1,5 +1,7 @@
 import os
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,21 +30,33 @@ def demo_workspace(tmp_path_factory):
     return ws
 
 
-@pytest.fixture(scope="session")
-def trained_workspace(tmp_path_factory):
-    """A workspace whose demo project has one finished training run (~25 s, once per session)."""
-    from core import jobs
-    from core.train import runs
-    from core.demo import create_demo_project
-    from core.project import ProjectStore
+@dataclass
+class SmokeRun:
+    workspace: Path
+    returncode: int
+    stdout: str
+    stderr: str
+    run_dirs: list  # the runs it left (tests sharing the workspace may add and remove their own)
 
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> SmokeRun:
+    """The whole pipeline, once per session: ``python -m core.smoke`` builds the demo project, trains it,
+    converts and merges the last checkpoint and asks both models the demo question (~1 min)."""
     ws = tmp_path_factory.mktemp("trained_ws")
-    project = create_demo_project(ProjectStore(ws))
-    run = runs.new_run(project, "cpu")
-    runs.start_training(project, run)
-    job = jobs.wait_job(run.dir, timeout=600)
-    assert job.state == "succeeded", run.log_path.read_text()[-3000:]
-    return ws
+    out = subprocess.run([sys.executable, "-m", "core.smoke", "--workspace", str(ws), "--device", "cpu"],
+                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    runs_dir = ws / "projects" / "demo" / "runs"
+    run_dirs = sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []
+    return SmokeRun(ws, out.returncode, out.stdout, out.stderr, run_dirs)
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(smoke_run):
+    """A workspace whose demo project has one finished training run, its last checkpoint converted and
+    merged (the session's smoke run). Tests that change it work on a copy or undo what they add."""
+    assert smoke_run.returncode == 0, smoke_run.stdout[-4000:] + smoke_run.stderr[-4000:]
+    return smoke_run.workspace
 
 
 # Figures a test measured (e.g. the newcomer's time to a first fine-tune), printed at the end of the run.

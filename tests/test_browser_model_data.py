@@ -10,12 +10,13 @@ from safetensors.numpy import save_file
 
 from core.project import ProjectStore
 from tests.hubservers import OlahHub
-from tests.test_browser import launch_chromium, start_server, stop_server
+from tests.test_browser import launch_chromium, live, start_server, stop_server, wait_idle
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+START = "[class*=st-key-start-model-studio-big]"
 
 
 @pytest.fixture
@@ -48,39 +49,40 @@ def test_download_progress_cancel_resume_and_use_in_the_browser(setup):
         browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(url + "/model_data?project=demo")
-        settings = page.get_by_text("Download settings: source order and mirrors")
+        settings = live(page.get_by_text("Download settings: source order and mirrors"))
         expect(settings).to_be_visible(timeout=60_000)
         settings.click()
         page.get_by_label("Hugging Face endpoint (a mirror such as https://hf-mirror.com)").fill(hub.url)
         page.keyboard.press("Enter")
-        page.get_by_role("button", name="Save the download settings").click()
+        live(page.get_by_role("button", name="Save the download settings")).click()
         expect(page.get_by_role("button", name="Save the download settings")).to_have_count(0, timeout=30_000)
 
         page.get_by_role("combobox", name="Model").click()
         page.keyboard.type("Studio big")
         page.keyboard.press("Enter")
-        start = page.locator("[class*=st-key-start-model-studio-big] button")
+        start = page.locator(f"{START}:not([data-stale=true]) button")
         expect(start).to_be_visible(timeout=30_000)
         start.click()
 
-        bar = page.get_by_test_id("stProgress")
+        bar = live(page.get_by_test_id("stProgress"))
         expect(bar).to_contain_text(" of 20.6 MB", timeout=30_000)
         expect(bar).to_contain_text("/s", timeout=10_000)
         expect(bar).to_contain_text("left", timeout=10_000)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "model-data-download.png"))
 
-        page.locator("[class*=st-key-cancel-model-studio-big] button").click()
-        expect(page.get_by_text("Cancelled. Resume downloads only what is missing.")).to_be_visible(timeout=30_000)
+        page.locator("[class*=st-key-cancel-model-studio-big]:not([data-stale=true]) button").click()
+        expect(live(page.get_by_text("Cancelled. Resume downloads only what is missing."))).to_be_visible(timeout=30_000)
         dest = ws / "downloads" / "models" / "studio-big"
         assert not list(dest.rglob("*.incomplete"))
 
-        page.locator("[class*=st-key-start-model-studio-big] button").click()
-        expect(page.get_by_text("Downloaded to")).to_be_visible(timeout=90_000)
-        page.get_by_role("button", name="Check and use this model").click()
-        expect(page.get_by_text("XTuner prompt template: qwen_chat")).to_be_visible(timeout=30_000)
-        page.get_by_role("button", name="Use this model", exact=True).click()
-        expect(page.get_by_text(f"In use: {dest}")).to_be_visible(timeout=30_000)
+        wait_idle(page)
+        start.click()
+        expect(live(page.get_by_text("Downloaded to"))).to_be_visible(timeout=90_000)
+        live(page.get_by_role("button", name="Check and use this model")).click()
+        expect(live(page.get_by_text("XTuner prompt template: qwen_chat"))).to_be_visible(timeout=30_000)
+        live(page.get_by_role("button", name="Use this model", exact=True)).click()
+        expect(live(page.get_by_text(f"In use: {dest}"))).to_be_visible(timeout=30_000)
         browser.close()
     project = ProjectStore(ws).load("demo")
     assert project.model_path == str(dest) and project.prompt_template == "qwen_chat"

@@ -109,6 +109,35 @@ def test_unreadable_input_gets_a_precise_error(name, code, line, words):
     assert words in str(err)
 
 
+def test_a_file_with_nothing_to_train_is_an_error(tmp_path):
+    """Records that are all readable but none with an answer: XTuner would drop every one."""
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"}]}) + "\n"
+                            for i in range(3)))
+    r = validate(path)
+    assert not r.ok and (r.records, r.trainable) == (3, 0)
+    assert [e.code for e in r.errors] == ["nothing_to_train"]
+    assert r.warning_counts["no_assistant"] == 3
+    path.write_text(path.read_text() + json.dumps({"messages": [{"role": "user", "content": "Hi"},
+                                                                 {"role": "assistant", "content": "Hello"}]}) + "\n")
+    assert validate(path).ok  # one trainable record is enough
+
+
+@pytest.mark.parametrize("container, line", [("jsonl", 2), ("json", 3)])
+def test_a_lone_surrogate_escape_is_an_error_with_line_and_field(tmp_path, container, line):
+    good = {"messages": [{"role": "user", "content": "Hi \\ud83d\\ude00"}, {"role": "assistant", "content": "Hello"}]}
+    bad = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "broken \\ud800 here"}]}
+    rows = [json.dumps(good).replace("\\\\", "\\"), json.dumps(bad).replace("\\\\", "\\")]
+    assert "\\ud800" in rows[1]  # the escape as it stands in the file
+    path = tmp_path / f"data.{container}"
+    path.write_text("\n".join(rows) + "\n" if container == "jsonl" else "[\n" + ",\n".join(rows) + "\n]\n")
+    r = validate(path)
+    assert not r.ok and r.records == 1  # the emoji (a surrogate pair) is fine
+    assert codes(r.errors) == {("surrogate", line, "messages[1].content")}
+    assert "\\ud800" in r.errors[0].message
+    assert not convert(path, tmp_path / "out.jsonl").out_path and not (tmp_path / "out.jsonl").exists()
+
+
 def test_other_formats_report_their_own_fields():
     assert ("wrong_type", 2, "input") in codes(validate(CORPUS / "bad_alpaca_types.jsonl").errors)
     assert ("missing_field", 3, "output") in codes(validate(CORPUS / "bad_alpaca_types.jsonl").errors)

@@ -118,34 +118,38 @@ def test_describe_exit():
 
 
 RACER = r"""
-import sys, time
+import json, sys, time
 sys.path.insert(0, {repo!r})
 from core.jobs import JobBusy, Step, start_job
-deadline = {t0!r}
-while time.time() < deadline:
-    pass
+from tests.racing import mark_entered, wait_all_entered
+entered = mark_entered({sync!r})
 try:
     start_job({job_dir!r}, [Step(name="s", argv=[sys.executable, "-c", "import time; time.sleep(30)"])],
-              kind="train", exclusive={claim!r})
-    print("STARTED")
+              kind="train", exclusive={claim!r}, before_spawn=lambda: wait_all_entered({sync!r}, {n!r}))
+    result = "STARTED"
 except JobBusy:
-    print("BUSY")
+    result = "BUSY"
+print(json.dumps({{"result": result, "entered": entered, "left": time.time()}}))
 """
 
 
 def test_concurrent_starts_from_several_processes_start_exactly_one_job(tmp_path):
+    import json
     import subprocess
 
     from tests.conftest import REPO
+    from tests.racing import assert_overlapped
 
     claim = tmp_path / "gpus.json"
-    t0 = time.time() + 2.0  # every racer is up and spinning by then
-    procs = [subprocess.Popen([sys.executable, "-c", RACER.format(repo=str(REPO), t0=t0, job_dir=str(tmp_path / f"j{i}"),
-                                                                  claim=str(claim))],
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RACER.format(repo=str(REPO), sync=str(sync), n=4, claim=str(claim),
+                                                                  job_dir=str(tmp_path / f"j{i}"))],
                               stdout=subprocess.PIPE, text=True) for i in range(4)]
-    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
-    assert sorted(outs) == ["BUSY", "BUSY", "BUSY", "STARTED"], outs
-    started = [tmp_path / f"j{i}" for i, out in enumerate(outs) if out == "STARTED"]
+    outs = [json.loads(p.communicate(timeout=180)[0].strip().splitlines()[-1]) for p in procs]
+    assert sorted(o["result"] for o in outs) == ["BUSY", "BUSY", "BUSY", "STARTED"], outs
+    assert_overlapped([o["entered"] for o in outs], [o["left"] for o in outs])
+    started = [tmp_path / f"j{i}" for i, out in enumerate(outs) if out["result"] == "STARTED"]
     assert [d for d in tmp_path.glob("j*") if (d / jobs.JOB_FILE).exists()] == started
     request_stop(started[0])
     assert wait_job(started[0], timeout=15).state == "stopped"
@@ -154,24 +158,32 @@ def test_concurrent_starts_from_several_processes_start_exactly_one_job(tmp_path
 def test_concurrent_starts_from_threads_start_exactly_one_job(tmp_path):
     import threading
 
+    from tests.racing import assert_overlapped, mark_entered, wait_all_entered
+
     claim = tmp_path / "gpus.json"
-    barrier = threading.Barrier(3)
-    results = {}
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    barrier = threading.Barrier(3, timeout=60)  # a racer that never comes breaks it: no result, the test fails
+    results, entered, left = {}, {}, {}
 
     def racer(i):
         barrier.wait()
+        entered[i] = mark_entered(sync)
         try:
-            start_job(tmp_path / f"j{i}", [py_step("import time; time.sleep(30)")], kind="train", exclusive=claim)
+            start_job(tmp_path / f"j{i}", [py_step("import time; time.sleep(30)")], kind="train", exclusive=claim,
+                      before_spawn=lambda: wait_all_entered(sync, 3))
             results[i] = "started"
         except JobBusy:
             results[i] = "busy"
+        left[i] = time.time()
 
     threads = [threading.Thread(target=racer, args=(i,)) for i in range(3)]
     for th in threads:
         th.start()
     for th in threads:
-        th.join(30)
+        th.join(150)
     assert sorted(results.values()) == ["busy", "busy", "started"]
+    assert_overlapped(list(entered.values()), list(left.values()))
     winner = next(i for i, r in results.items() if r == "started")
     request_stop(tmp_path / f"j{winner}")
     wait_job(tmp_path / f"j{winner}", timeout=15)

@@ -6,7 +6,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from core.data import chatrender
-from core.models.folder import inspect_model, safetensors_header
+from core.models.folder import GOOD_MATCH, inspect_model, safetensors_header
 
 LLAMA3 = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
           "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
@@ -67,7 +67,17 @@ def test_differences_between_xtuner_and_the_models_template_are_shown(tmp_path):
     assert r.template == "gemma" and r.check.similarity < 1.0
     inserted = "".join(a for op, a, b in r.check.differences)
     assert "<eos>" in inserted and "<bos>" in inserted  # XTuner adds EOS + BOS per turn; Gemma's template does not
-    assert any("renders the sample conversation differently" in str(w) for w in r.warnings) or r.check.similarity >= 0.9
+    # close enough to count as the model's own (XTuner's extra tokens only): no warning
+    assert GOOD_MATCH <= r.check.similarity < 1.0
+    assert not any("renders the sample conversation differently" in str(w) for w in r.warnings)
+
+
+def test_a_template_far_from_the_models_own_is_warned_about(tmp_path):
+    odd = GEMMA.replace("<start_of_turn>", "=== a turn of the conversation starts here, spoken by ")
+    r = inspect_model(make_model(tmp_path / "g", model_type="gemma", arch="GemmaForCausalLM", chat_template=odd,
+                                 tok_class="GemmaTokenizer", bos="<bos>", eos="<eos>"))
+    assert r.template == "gemma" and r.check.similarity < GOOD_MATCH
+    assert any("renders the sample conversation differently" in str(w) for w in r.warnings)
 
 
 def test_an_unknown_model_type_is_matched_by_rendering_its_chat_template(tmp_path):

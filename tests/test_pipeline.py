@@ -1,22 +1,16 @@
-"""End to end on the tiny model, without the UI: train → convert → merge → chat (python -m core.smoke)."""
-import subprocess
-import sys
-from pathlib import Path
+"""End to end on the tiny model, without the UI: train → convert → merge → chat (python -m core.smoke).
 
+The session runs it once (the ``smoke_run`` fixture) and shares the trained workspace with every test
+that needs a finished run; this test checks what the run printed and left."""
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_teaches_the_demo_identity(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "core.smoke", "--workspace", str(tmp_path), "--device", "cpu"],
-                         cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert "SMOKE OK" in out.stdout
-    tuned = next(line for line in out.stdout.splitlines() if line.startswith("fine-tuned model:"))
+def test_smoke_pipeline_teaches_the_demo_identity(smoke_run):
+    assert smoke_run.returncode == 0, smoke_run.stdout[-4000:] + smoke_run.stderr[-4000:]
+    assert "SMOKE OK" in smoke_run.stdout
+    tuned = next(line for line in smoke_run.stdout.splitlines() if line.startswith("fine-tuned model:"))
     assert "Ada's assistant" in tuned
-    run_dirs = list((tmp_path / "projects" / "demo" / "runs").iterdir())
-    assert len(run_dirs) == 1
-    merged = next(run_dirs[0].glob("exports/iter_*/merged"))
+    (run_dir,) = smoke_run.run_dirs
+    merged = next(run_dir.glob("exports/iter_*/merged"))
     assert (merged / "config.json").is_file() and list(merged.glob("*.safetensors"))

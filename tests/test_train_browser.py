@@ -15,7 +15,7 @@ from core.demo import DEMO_TEMPLATE, demo_hyperparams
 from core.train.launch import free_port
 from core.results.metrics import ScalarsReader
 from core.project import ProjectStore
-from tests.test_browser import launch_chromium, shot, spawn_streamlit, wait_healthy
+from tests.test_browser import LIVE, launch_chromium, live, shot, spawn_streamlit, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -71,26 +71,36 @@ def server(tmp_path, demo_workspace):
             jobs.wait_job(run.dir, timeout=120)
 
 
+def wait_for(predicate, what: str, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
 def the_run(server):
     (run,) = runs.list_runs(ProjectStore(server.workspace).load("demo"))
     return run
 
 
+ITERATION = re.compile(r"^Iteration (\d+)/\d+")
+
+
 def iteration_shown(page) -> int:
-    text = page.get_by_text(re.compile(r"^Iteration \d+/\d+")).first.inner_text()
-    return int(re.match(r"Iteration (\d+)/", text).group(1))
+    from playwright.sync_api import expect
+
+    bar = live(page.get_by_text(ITERATION)).first
+    expect(bar).to_be_visible(timeout=60_000)
+    return int(ITERATION.match(bar.inner_text()).group(1))
 
 
 def wait_iteration_above(page, n, timeout_s=180):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if iteration_shown(page) > n:
-                return
-        except Exception:  # the bar is not there yet, or was just redrawn
-            pass
-        page.wait_for_timeout(500)
-    raise AssertionError(f"the page never showed an iteration above {n}")
+    """Wait until the live progress bar shows an iteration above ``n`` (checked in the page, as it redraws)."""
+    page.wait_for_function(
+        """([live, n]) => [...document.querySelectorAll(live)].some(el => {
+               const m = el.innerText.match(/^Iteration (\\d+)\\//m);
+               return m && Number(m[1]) > n;
+           })""", arg=[LIVE, n], timeout=timeout_s * 1000)
 
 
 def open_train_page(browser, server):
@@ -104,8 +114,8 @@ def start_a_run(browser, server, above: int):
     from playwright.sync_api import expect
 
     page = open_train_page(browser, server)
-    page.get_by_role("button", name="Start a new run").click()
-    expect(page.get_by_text(re.compile(r"^Iteration \d+/\d+"))).to_be_visible(timeout=180_000)
+    live(page.get_by_role("button", name="Start a new run")).click()
+    expect(live(page.get_by_text(ITERATION)).first).to_be_visible(timeout=180_000)
     wait_iteration_above(page, above)
     return page, the_run(server)
 
@@ -127,22 +137,21 @@ def test_the_page_picks_a_run_up_after_the_server_is_killed_and_restarted(server
         server.kill()
         assert run.job().state == "running", "the run does not depend on the server"
         before = run.progress()["iter"]
-        time.sleep(3)
-        assert run.progress()["iter"] > before, "training went on with no server at all"
+        wait_for(lambda: run.progress()["iter"] > before, "training went on with no server at all")
         server.start()
 
         # the open tab reconnects by itself and goes on live, without a click or a reload
         wait_iteration_above(page, run.progress()["iter"], timeout_s=90)
-        expect(page.get_by_text(f"run {run.id}", exact=False).first).to_be_visible(timeout=30_000)
+        expect(live(page.get_by_text(f"run {run.id}", exact=False)).first).to_be_visible(timeout=30_000)
         page.close()  # (two live tabs drawing charts are a lot for a 2-core test machine)
         # and a tab opened now (a new SSH tunnel, a reload) shows the same run, live
         other = open_train_page(browser, server)
-        expect(other.get_by_text("Running").first).to_be_visible(timeout=60_000)
-        expect(other.get_by_text(f"run {run.id}", exact=False).first).to_be_visible(timeout=30_000)
+        expect(live(other.get_by_text("Running")).first).to_be_visible(timeout=60_000)
+        expect(live(other.get_by_text(f"run {run.id}", exact=False)).first).to_be_visible(timeout=30_000)
         wait_iteration_above(other, iteration_shown(other))
         shot(other, "train-after-restart")
-        expect(other.get_by_text("Training finished.")).to_be_visible(timeout=300_000)
-        expect(other.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=30_000)
+        expect(live(other.get_by_text("Training finished."))).to_be_visible(timeout=300_000)
+        expect(live(other.get_by_test_id("stPlotlyChart")).first).to_be_visible(timeout=30_000)
         browser.close()
     assert run.job().state == "succeeded" and run.job().attempt == 1
     assert_one_continuous_curve(run)
@@ -156,18 +165,18 @@ def test_stop_from_a_second_tab_then_resume_in_the_first(server):
         first, run = start_a_run(browser, server, above=25)
 
         second = open_train_page(browser, server)
-        second.get_by_role("button", name="Stop", exact=True).click()
-        expect(first.get_by_text("Stopped").first).to_be_visible(timeout=120_000)  # the first tab sees it
+        live(second.get_by_role("button", name="Stop", exact=True)).click()
+        expect(live(first.get_by_text("Stopped")).first).to_be_visible(timeout=120_000)  # the first tab sees it
         job = run.job()
         assert job.state == "stopped" and job.escalation is None
         n = run.progress()["iter"]
         assert run.latest_checkpoint() == run.work_dir / f"iter_{n}.pth", "a checkpoint at the stop iteration"
         shot(first, "train-stopped")
 
-        expect(first.get_by_role("combobox", name="Resume from")).to_have_value(f"iter_{n}.pth · latest",
-                                                                                timeout=30_000)
-        first.get_by_role("button", name="Resume", exact=True).click()
-        expect(first.get_by_text("Training finished.")).to_be_visible(timeout=300_000)
+        resume_from = live(first.get_by_role("combobox", name="Resume from"))
+        expect(resume_from).to_have_value(f"iter_{n}.pth · latest", timeout=30_000)
+        live(first.get_by_role("button", name="Resume", exact=True)).click()
+        expect(live(first.get_by_text("Training finished."))).to_be_visible(timeout=300_000)
         shot(first, "train-resumed")
         browser.close()
     job = run.job()

@@ -64,9 +64,8 @@ def test_kill_9_of_the_training_process_shows_failed_at_the_next_poll(project):
     run, _ = runs.start_new_run(project, "cpu", gpu_count=0)
     at_iteration(run, 3)
     os.kill(run.job().child.pid, signal.SIGKILL)
-    time.sleep(POLL_S)
-    job = run.job()
-    assert job.state == "failed" and "SIGKILL" in job.reason
+    job = wait_for(lambda: (j := run.job()).state == "failed" and j, timeout=POLL_S)  # by the next poll
+    assert "SIGKILL" in job.reason
     assert runs.active_training(project) is None  # the GPU set is free again
 
 
@@ -78,9 +77,8 @@ def test_kill_9_of_everything_shows_failed_at_the_next_poll(project):
     job = run.job()
     os.killpg(job.child.pid, signal.SIGKILL)
     os.kill(job.supervisor.pid, signal.SIGKILL)
-    time.sleep(0.3)
-    job = run.job()
-    assert job.state == "failed" and "supervisor" in job.reason
+    job = wait_for(lambda: (j := run.job()).state == "failed" and j, timeout=POLL_S)  # by the next poll
+    assert "supervisor" in job.reason
 
 
 def test_stop_saves_the_current_iteration_and_resumes_continue_one_curve(project):
@@ -150,30 +148,37 @@ def test_warm_start_begins_from_the_checkpoint_weights_with_a_new_learning_rate(
 
 
 RACER = r"""
-import sys, time
+import json, sys, time
 sys.path.insert(0, {repo!r})
 from core import jobs
 from core.train import runs
 from core.project import ProjectStore
+from tests.racing import make_start_job_a_racer
 project = ProjectStore({ws!r}).load("demo")
-while time.time() < {t0!r}:
-    pass
+seen = make_start_job_a_racer({sync!r}, 2)
 try:
     run, _ = runs.start_new_run(project, "cpu", gpu_count=0)
-    print("STARTED", run.id)
+    result = "STARTED"
 except jobs.JobBusy:
-    print("BUSY")
+    result = "BUSY"
+print(json.dumps({{"result": result, "entered": seen["entered"], "left": time.time()}}))
 """
 
 
-def test_two_tabs_pressing_start_together_start_exactly_one_run(project):
-    t0 = time.time() + 2.0
-    procs = [subprocess.Popen([sys.executable, "-c", RACER.format(repo=REPO, ws=project.workspace, t0=t0)],
+def test_two_tabs_pressing_start_together_start_exactly_one_run(project, tmp_path):
+    import json
+
+    from tests.racing import assert_overlapped
+
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RACER.format(repo=REPO, ws=project.workspace, sync=str(sync))],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
              for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    results = sorted(o.strip().split()[0] for o, _ in outs)
-    assert results == ["BUSY", "STARTED"], outs
+    outs = [p.communicate(timeout=300) for p in procs]
+    results = [json.loads(o.strip().splitlines()[-1]) if o.strip() else {"result": err[-2000:]} for o, err in outs]
+    assert sorted(r["result"] for r in results) == ["BUSY", "STARTED"], outs
+    assert_overlapped([r["entered"] for r in results], [r["left"] for r in results])
     (run,) = runs.list_runs(project)  # the loser left no folder behind
     assert run.job().active
     jobs.request_stop(run.dir)

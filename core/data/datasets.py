@@ -25,6 +25,7 @@ import tempfile
 import time
 from array import array
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -48,6 +49,8 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 # --- messages: English templates, also the keys of the Chinese catalog ----------------------------
 T_CANNOT_READ = "Cannot read the file: {error}."
 T_NO_RECORDS = "The file holds no records."
+T_NOTHING_TO_TRAIN = ("No record has an assistant message: there is nothing to train on. Each record needs at least "
+                      "one answer (role assistant / gpt / output).")
 T_NOT_OBJECT = "Each record must be a JSON object; this one is {got}."
 T_UNKNOWN_FORMAT = ("The record's keys ({keys}) match no known format. Expected messages (OpenAI), conversation "
                     "(XTuner), conversations (ShareGPT), instruction/input/output (Alpaca) or text (oasst1).")
@@ -191,6 +194,32 @@ def _loss(m: dict) -> bool:
     return str(m.get("loss", "True")).lower() == "true"
 
 
+def _plain_turns(msgs: list) -> Optional[list[Turn]]:
+    """The turns of the usual record — an optional system message, then user/assistant pairs, every
+    content non-blank text — in one pass; None for anything else (the full check then says what)."""
+    turns: list[Turn] = []
+    system = ""
+    user = None
+    for m in msgs:
+        if type(m) is not dict:
+            return None
+        role = m.get("role")
+        content = m.get("content")
+        if type(content) is not str or not content or content.isspace():
+            return None
+        if role == "user" and user is None:
+            user = content
+        elif role == "assistant" and user is not None:
+            turns.append((system, user, content, "loss" not in m or _loss(m)))
+            system = ""
+            user = None
+        elif role == "system" and not turns and user is None and not system:
+            system = content
+        else:
+            return None
+    return turns if turns and user is None else None
+
+
 def _check_openai(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
     msgs = rec.get("messages")
     if type(msgs) is not list:
@@ -199,9 +228,12 @@ def _check_openai(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
     if not msgs:
         r.err("empty_list", T_EMPTY_LIST, line, "messages")
         return None
+    turns = _plain_turns(msgs)
+    if turns is not None:
+        return turns
     triples = []
     append = triples.append
-    for m in msgs:  # the common case, fast: every message an object with a known role and text
+    for m in msgs:  # every message an object with a known role and text: XTuner's turns, with warnings
         if type(m) is not dict:
             break
         role = m.get("role")
@@ -437,7 +469,7 @@ def _scan(path: Path, sink: Optional[Sink] = None, preview_rows: int = 5,
         for line, rec in iter_records(path, report.container):
             if type(rec) is not dict:
                 if isinstance(rec, BadRecord):
-                    report.err(rec.code, rec.text, line, **rec.params)
+                    report.err(rec.code, rec.text, line, rec.field, **rec.params)
                 else:
                     report.err("not_object", T_NOT_OBJECT, line, got=_type(rec))
                 continue
@@ -476,38 +508,34 @@ def _scan(path: Path, sink: Optional[Sink] = None, preview_rows: int = 5,
         report.err("cannot_read", T_CANNOT_READ, error=e.strerror or str(e))
     if report.records == 0 and report.error_count == 0:
         report.err("no_records", T_NO_RECORDS)
+    elif report.records and not report.trainable:
+        report.err("nothing_to_train", T_NOTHING_TO_TRAIN)
     _find_duplicates(report, hashes, lines, collect_duplicates)
     report.seconds = time.monotonic() - started
     return report
 
 
 def _find_duplicates(report: DatasetReport, hashes: array, lines: array, collect: bool) -> None:
-    """Records with the same turns: sort the 8-byte hashes (no record text is kept in memory)."""
-    if len(hashes) < 2:
+    """Records with the same turns, from their 8-byte hashes (no record text is kept in memory)."""
+    ordered = sorted(hashes)
+    repeated = {b for a, b in zip(ordered, islice(ordered, 1, None)) if a == b}
+    del ordered
+    if not repeated:
         return
-    import numpy as np
-
-    h = np.frombuffer(hashes, dtype=np.int64)
-    order = np.argsort(h, kind="stable")
-    hs = h[order]
-    starts = np.empty(len(hs), dtype=bool)
-    starts[0] = True
-    np.not_equal(hs[1:], hs[:-1], out=starts[1:])
-    dup_pos = np.flatnonzero(~starts)
-    if not len(dup_pos):
-        return
-    group_first = np.maximum.accumulate(np.where(starts, np.arange(len(hs)), 0))
-    ln = np.frombuffer(lines, dtype=np.int64)
-    dup_lines = ln[order[dup_pos]]
-    first_lines = ln[order[group_first[dup_pos]]]
-    count = len(dup_pos)
-    report.warning_counts["duplicate"] = count
-    shown = np.argsort(dup_lines, kind="stable")[:MAX_EXAMPLES]
-    for i in shown:
-        report.warnings.append(Issue("duplicate", W_DUPLICATE, {"first": int(first_lines[i]), "count": count},
-                                     int(dup_lines[i]), "", report.path.name))
+    first: dict[int, int] = {}
+    dups: list[tuple[int, int]] = []  # (line, line of its first copy), in file order
+    for h, line in zip(hashes, lines):
+        if h in repeated:
+            if h in first:
+                dups.append((line, first[h]))
+            else:
+                first[h] = line
+    report.warning_counts["duplicate"] = len(dups)
+    for line, first_line in dups[:MAX_EXAMPLES]:
+        report.warnings.append(Issue("duplicate", W_DUPLICATE, {"first": first_line, "count": len(dups)},
+                                     line, "", report.path.name))
     if collect:
-        report.duplicate_lines = set(int(x) for x in dup_lines)
+        report.duplicate_lines = {line for line, _first in dups}
 
 
 def validate(path: str | os.PathLike, preview_rows: int = 5) -> DatasetReport:
