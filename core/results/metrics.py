@@ -162,6 +162,18 @@ class ScalarsReader:
         return list(self._recs)
 
     @property
+    def version(self) -> int:
+        """Changes whenever the records change other than by an append (a resume cut, a rewritten file)."""
+        return self._version
+
+    def __len__(self) -> int:
+        return len(self._iters)
+
+    def items_from(self, start: int) -> list[tuple[int, dict]]:
+        """(iteration, record) from position ``start`` on: what was appended since a caller's last look."""
+        return list(zip(self._iters[start:], self._recs[start:]))
+
+    @property
     def last_iter(self) -> int | None:
         return self._iters[-1] if self._iters else None
 
