@@ -9,6 +9,7 @@ from core import jobs
 from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
+from core.results.metrics import scalars_csv
 from ui import job_status, run_charts, session
 from ui.frame import page_frame
 from ui.i18n import t
@@ -47,6 +48,10 @@ def curves() -> bool:
 
 with tab_curves:
     job_status.live(active, curves, period=3.0)
+    st.download_button(t("Download every point (CSV)"), data=lambda: scalars_csv(run.work_dir), key="res_csv",
+                       file_name=f"{run.id}-scalars.csv", mime="text/csv", icon=":material/download:",
+                       help=t("The charts draw at most 1000 points per curve (the lowest and highest of each "
+                              "stretch, so spikes show); the file holds every logged point."))
 
 # --- evaluation answers ------------------------------------------------------------------------------
 with tab_evals:
