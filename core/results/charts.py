@@ -62,16 +62,17 @@ class Downsampler:
         self._buckets: list[list] = []  # [count, x_min, y_min, x_max, y_max]
 
     def add(self, x: int, y: float) -> None:
-        b = self._buckets[-1] if self._buckets else None
-        if b is None or b[0] >= self.width:
-            self._buckets.append([1, x, y, x, y])
-        else:
+        buckets = self._buckets
+        if buckets and buckets[-1][0] < self.width:
+            b = buckets[-1]
             b[0] += 1
             if y < b[2]:
                 b[1], b[2] = x, y
-            if y > b[4]:
+            elif y > b[4]:
                 b[3], b[4] = x, y
-        if self.max_buckets is not None and len(self._buckets) > self.max_buckets:
+            return
+        buckets.append([1, x, y, x, y])
+        if self.max_buckets is not None and len(buckets) > self.max_buckets:
             self._merge()
 
     def _merge(self) -> None:
@@ -104,8 +105,7 @@ class Downsampler:
         return xs, ys
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+_NUMBER = (int, float)  # compared by exact type: a bool is not a number here
 
 
 class Curves:
@@ -124,14 +124,16 @@ class Curves:
         self._smooth: dict[str, list] = {}  # key -> [average, weight, Downsampler]
 
     def add(self, it: int, rec: dict) -> None:
+        put = self._put
         for key, v in rec.items():
-            if key not in ("iter", "step") and _number(v):
-                self._put(key, it, v / 1024 if key == "memory" else float(v))
-        seconds, data = rec.get("time"), rec.get("data_time")
-        if _number(seconds) and seconds > 0:
-            self._put("rate", it, 1.0 / seconds)
-            if _number(data):
-                self._put("data_share", it, 100.0 * data / seconds)
+            if type(v) in _NUMBER and key != "iter" and key != "step":
+                put(key, it, v / 1024 if key == "memory" else float(v))
+        seconds = rec.get("time")
+        if type(seconds) in _NUMBER and seconds > 0:
+            put("rate", it, 1.0 / seconds)
+            data = rec.get("data_time")
+            if type(data) in _NUMBER:
+                put("data_share", it, 100.0 * data / seconds)
 
     def _put(self, key: str, it: int, v: float) -> None:
         raw = self._raw.get(key)
