@@ -191,3 +191,19 @@ def test_a_stop_while_the_model_loads_says_there_is_nothing_to_save(two_runs_ws)
     finally:
         jobs.request_stop(run.dir)
         assert jobs.wait_job(run.dir, timeout=60).state == "stopped"
+
+
+@pytest.mark.slow
+def test_results_curves_are_the_train_charts_translated(trained_workspace):
+    """Results draws the Train page's figures: in Chinese its titles and axes are Chinese, memory in GiB."""
+    from ui import i18n
+
+    zh = i18n.catalog("zh")
+    i18n.reset_missing()
+    at = open_page(trained_workspace, "pages/results.py", lang="zh")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [s["layout"]["title"]["text"] for s in specs]
+    assert titles[:4] == [zh[k] for k in ("Training loss", "Learning rate", "Gradient norm", "Throughput")]
+    assert all(s["layout"]["xaxis"]["title"]["text"] == zh["iteration"] for s in specs)
+    assert not any("GB" in json.dumps(s["layout"]) for s in specs)
+    assert i18n.missing_keys() == set()
