@@ -9,9 +9,8 @@ from core import jobs
 from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
-from core.results.metrics import LogTail
 from core.data.templates import template_names
-from ui import session
+from ui import job_status, session
 from ui.frame import page_frame
 from ui.i18n import t
 
@@ -27,28 +26,6 @@ KIND_LABELS = {"merged": "merged model", "adapter": "LoRA adapter", "full": "ful
 def model_cache() -> chat.ModelCache:
     """One cache per server process: loaded models are shared by the tabs and bounded."""
     return chat.ModelCache(max_models=2)
-
-
-def job_status(job_dir: Path, what: str) -> None:
-    """State, step progress and log of a job; a Stop button while it runs."""
-    j = jobs.read_job(job_dir)
-    if j is None:
-        return
-    n = max(1, len(j.steps))
-    step = j.steps[j.current_step].name if j.steps else ""
-    if j.active:
-        elapsed = int(j.duration_s or 0)
-        st.progress(min(0.99, (j.current_step + 0.5) / n),
-                    text=t("{what}: step {i}/{n} · {step} · {s} s", what=what, i=j.current_step + 1, n=n, step=step,
-                           s=elapsed))
-        if st.button(t("Stop"), key=f"stop_{job_dir}", icon=":material/stop:"):
-            jobs.request_stop(job_dir)
-    elif j.state == "succeeded":
-        st.success(t("{what}: done in {s} s.", what=what, s=int(j.duration_s or 0)))
-    else:
-        st.error(t("{what} {state}: {reason}", what=what, state=t(j.state), reason=j.reason or ""))
-    with st.expander(t("Log")):
-        st.code(LogTail(job_dir / jobs.LOG_FILE, max_lines=60).text() or " ", language="log")
 
 
 # --- convert -------------------------------------------------------------------------------------------
@@ -77,22 +54,14 @@ else:
         else:
             st.rerun()
 
-    @st.fragment(run_every=1.5 if job is not None and job.active else None)
-    def convert_status() -> None:
-        j = jobs.read_job(out_dir)
-        job_status(out_dir, t("Conversion"))
-        if j is not None and j.state == "succeeded":
+    def ready(j) -> None:
+        if j.state == "succeeded":
             model_dir = convert.final_model_dir(run, iteration, convert.run_method(run, project))
             if not merge or not adapter_method or model_dir.is_dir():
                 shown = model_dir if model_dir.is_dir() else out_dir / "hf"
                 st.caption(t("Ready: {path} ({size})", path=str(shown), size=human_bytes(dir_size(shown))))
-        if j is not None and j.active:
-            st.session_state["conv_active"] = str(out_dir)
-        elif st.session_state.get("conv_active") == str(out_dir):
-            st.session_state.pop("conv_active")
-            st.rerun()
 
-    convert_status()
+    job_status.panel(out_dir, t("Conversion"), key=f"convert_{out_dir}", period=1.5, after=ready)
 
 # --- outputs ---------------------------------------------------------------------------------------------
 outputs = convert.outputs(project)
@@ -280,9 +249,4 @@ if st.button(t("Push"), type="primary", icon=":material/cloud_upload:", key="pus
         st.rerun()
 
 
-@st.fragment(run_every=2.0 if push_job is not None and push_job.active else None)
-def push_status() -> None:
-    job_status(push_dir, t("Push"))
-
-
-push_status()
+job_status.panel(push_dir, t("Push"), key=f"push_{push_dir}")

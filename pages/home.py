@@ -1,5 +1,4 @@
 """Home: workspace, projects, the one-click demo, and the environment doctor."""
-import subprocess
 import sys
 
 import streamlit as st
@@ -10,7 +9,7 @@ from core.fsutil import human_bytes
 from core.jobs import Step
 from core.paths import REPO_ROOT, resolve_user_path
 from core.project import METHOD_LABELS, ProjectError
-from ui import session
+from ui import job_status, session
 from ui.i18n import t
 from ui.frame import page_frame
 
@@ -32,18 +31,27 @@ st.write(t(
     "The demo project uses a tiny model and the tutorials' self-introduction dataset, built here "
     "with no download. It trains on a laptop CPU in about a minute and learns to answer "
     "“Who are you?” with a new identity."))
-if st.button(t("Create the demo project"), type="primary", icon=":material/rocket_launch:", key="create_demo"):
-    with st.spinner(t("Building the tiny model and the dataset…")):
-        proc = subprocess.run(
-            [sys.executable, "-m", "core.demo", "--workspace", str(ws)],
-            cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=600,
-        )
-    if proc.returncode == 0:
-        session.open_project("demo")
-        st.session_state["flash"] = t("Demo project ready. Next: **3 · Train** → **Start a new run** (the settings are filled in).")
-        st.rerun()
+demo_dir = ws / "demo_build"
+demo_job = jobs.read_job(demo_dir)
+if st.button(t("Create the demo project"), type="primary", icon=":material/rocket_launch:", key="create_demo",
+             disabled=demo_job is not None and demo_job.active):
+    try:
+        demo_job = jobs.start_job(demo_dir, [Step(name="demo", argv=jobs.python_module_argv("core.demo", "--workspace",
+                                                                                             str(ws)),
+                                                   cwd=str(REPO_ROOT))], kind="demo", title=t("Demo project"))
+    except jobs.JobBusy:
+        pass
     else:
-        st.error(t("Could not build the demo project:") + "\n\n" + (proc.stdout + proc.stderr)[-3000:])
+        st.session_state["demo_build"] = demo_job.id  # this tab opens the demo when the build succeeds
+        st.rerun()
+if demo_job is not None and demo_job.state == "succeeded" and st.session_state.get("demo_build") == demo_job.id:
+    del st.session_state["demo_build"]
+    session.open_project("demo")
+    st.session_state["flash"] = t("Demo project ready. Next: **3 · Train** → **Start a new run** (the settings are filled in).")
+    st.rerun()
+if demo_job is not None and demo_job.state != "succeeded":
+    job_status.panel(demo_dir, t("Demo project"), key="demo",
+                     running=t("Building the tiny model and the dataset…"), stoppable=False)
 
 if st.session_state.get("flash"):
     st.success(st.session_state.pop("flash"))
@@ -123,37 +131,19 @@ with st.expander(t("Versions and checks"), expanded=probe is None):
                        kind="doctor", title=t("Environment check"))
         st.rerun()
 
+if probe_job is not None and probe_job.state != "succeeded":  # a finished check shows in the table above
+    job_status.panel(doctor_dir, t("Environment check"), key="probe", running=t("Checking the environment…"))
+
 smoke_dir = ws / "smoke"
 smoke_job = jobs.read_job(smoke_dir)
-
-
-@st.fragment(run_every=2.0 if ((probe_job and probe_job.active) or (smoke_job and smoke_job.active)) else None)
-def background_checks() -> None:
-    pj, sj = jobs.read_job(doctor_dir), jobs.read_job(smoke_dir)
-    if pj is not None and pj.active:
-        st.info(t("Checking the environment…"))
-    if sj is not None:
-        if sj.active:
-            st.info(t("Smoke run in progress: build demo → train → convert → merge → chat (about a minute)…"))
-        elif sj.state == "succeeded":
-            st.success(t("Smoke run passed: this machine runs the whole pipeline."))
-        else:
-            st.error(t("Smoke run {state}: see its log.", state=t(sj.state)))
-        with st.expander(t("Smoke run log")):
-            st.code((smoke_dir / jobs.LOG_FILE).read_text(errors="replace")[-6000:] or "…", language="log")
-    active_now = (pj is not None and pj.active) or (sj is not None and sj.active)
-    if st.session_state.get("home_checks_active") and not active_now:
-        st.session_state["home_checks_active"] = False
-        st.rerun()
-    st.session_state["home_checks_active"] = active_now
-
-
 if st.button(t("Run the smoke test"), key="run_smoke", disabled=smoke_job is not None and smoke_job.active,
              help=t("Runs the whole pipeline headless on the tiny demo model: does this machine work?")):
     jobs.start_job(smoke_dir, [Step(name="smoke", argv=[sys.executable, "-m", "core.smoke"], cwd=str(REPO_ROOT))],
                    kind="smoke", title=t("Smoke run"))
     st.rerun()
-background_checks()
+job_status.panel(smoke_dir, t("Smoke run"), key="smoke", log_title=t("Smoke run log"),
+                 running=t("Smoke run in progress: build demo → train → convert → merge → chat (about a minute)…"),
+                 done=t("Smoke run passed: this machine runs the whole pipeline."))
 
 # --- workspace and remote access ---------------------------------------------------------------
 with st.expander(t("Workspace and remote access")):

@@ -3,13 +3,14 @@ one-click conversion of a checkpoint, and runs of the project compared."""
 import pandas as pd
 import streamlit as st
 
-from core.results import charts, compare, evals
+from core.results import compare, evals
 from core.deploy import convert
 from core import jobs
 from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
-from ui import session
+from core.results.metrics import scalars_csv
+from ui import job_status, run_charts, session
 from ui.frame import page_frame
 from ui.i18n import t
 
@@ -22,6 +23,10 @@ if not all_runs:
     st.info(t("No run yet: start one on the Train page."))
     st.stop()
 
+link = next((r for r in all_runs if r.id == st.query_params.get("run")), None)
+if link is not None and st.session_state.get("results_run_link") != link.id:  # "Open results" of that run
+    st.session_state["results_run_link"] = link.id
+    st.session_state["results_run"] = link
 run = st.selectbox(t("Run"), all_runs, format_func=lambda r: r.id, key="results_run")
 job = run.job()
 spec = run.spec
@@ -34,30 +39,19 @@ tab_curves, tab_evals, tab_ckpts, tab_compare = st.tabs(
 
 
 # --- curves ----------------------------------------------------------------------------------------
-@st.fragment(run_every=3.0 if active else None)
-def curves() -> None:
-    rs = compare.run_series(run)
-    loss_x, loss_y = rs.series["loss"]
-    if not loss_x:
+def curves() -> bool:
+    if not run_charts.show(run, "res", x_max=run.progress().get("max_iters")):
         st.caption(t("No data yet: the curves appear after the first logged iterations."))
-        return
-    c1, c2, c3 = st.columns(3)
-    c1.plotly_chart(charts.loss_figure(loss_x, loss_y), key="res_loss")
-    c2.plotly_chart(charts.line_figure(*rs.series["lr"], t("Learning rate"), "lr"), key="res_lr")
-    c3.plotly_chart(charts.line_figure(*rs.series["grad_norm"], t("Gradient norm"), "grad norm"), key="res_grad")
-    c4, c5, _ = st.columns(3)
-    if "tokens_per_s" in rs.series:
-        c4.plotly_chart(charts.line_figure(*rs.series["tokens_per_s"], t("Throughput"), "tokens/s"), key="res_tps")
-    else:
-        c4.plotly_chart(charts.line_figure(*rs.series["iters_per_s"], t("Throughput"), "iterations/s"), key="res_tps")
-    if rs.series["memory"][0]:
-        c5.plotly_chart(charts.line_figure(*rs.series["memory"], t("GPU memory (peak)"), "GB"), key="res_mem")
-    else:
-        c5.caption(t("GPU memory: none logged (XTuner logs it on a GPU only)."))
+    j = run.job()
+    return j is not None and j.active
 
 
 with tab_curves:
-    curves()
+    job_status.live(active, curves, period=3.0)
+    st.download_button(t("Download every point (CSV)"), data=lambda: scalars_csv(run.work_dir), key="res_csv",
+                       file_name=f"{run.id}-scalars.csv", mime="text/csv", icon=":material/download:",
+                       help=t("The charts draw at most 1000 points per curve (the lowest and highest of each "
+                              "stretch, so spikes show); the file holds every logged point."))
 
 # --- evaluation answers ------------------------------------------------------------------------------
 with tab_evals:
@@ -133,17 +127,8 @@ with tab_compare:
     else:
         by_id = {r.id: r for r in all_runs}
         chosen = st.multiselect(t("Runs"), list(by_id), default=list(by_id)[:2], key="compare_runs")
-        series = [compare.run_series(by_id[i]) for i in chosen]
-        if series:
-            k1, k2 = st.columns(2)
-            k1.plotly_chart(compare.overlay_figure(series, "loss", t("Loss (smoothed)"), "loss", smoothing=0.1),
-                            key="cmp_loss")
-            k2.plotly_chart(compare.overlay_figure(series, "lr", t("Learning rate"), "lr"), key="cmp_lr")
-            k3, k4 = st.columns(2)
-            k3.plotly_chart(compare.overlay_figure(series, "grad_norm", t("Gradient norm"), "grad norm"), key="cmp_grad")
-            key = "tokens_per_s" if all("tokens_per_s" in s.series for s in series) else "iters_per_s"
-            k4.plotly_chart(compare.overlay_figure(series, key, t("Throughput"), key.replace("_per_s", "/s")),
-                            key="cmp_tps")
+        if chosen:
+            run_charts.compare_runs([by_id[i] for i in chosen], "cmp")
         if len(chosen) >= 2:
             st.markdown(t("**What differs** between {a} and {b}", a=chosen[0], b=chosen[1]))
             ra, rb = by_id[chosen[0]], by_id[chosen[1]]

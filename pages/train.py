@@ -10,14 +10,12 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from core.results import charts
 from core import jobs
 from core.train import launch, runs
 from core.machine import system
 from core.train.configgen import ConfigError
 from core.fsutil import human_bytes, human_duration
-from core.results.metrics import LogTail, ScalarsReader
-from ui import session
+from ui import job_status, run_charts, session
 from ui.frame import page_frame
 from ui.i18n import t
 
@@ -201,7 +199,8 @@ if job is not None and job.active:
     if st.button(t("Stop"), icon=":material/stop:", key="stop",
                  help=t("Saves a checkpoint at the next iteration, then stops. Works from any tab.")):
         jobs.request_stop(run.dir)
-        st.toast(t("Stop requested: saving a checkpoint at the next iteration…"))
+        st.toast(t("Stop requested: saving a checkpoint at the next iteration…") if job.stops_gracefully()
+                 else t("Stop requested: the model is still loading, there is nothing to save yet; stopping now."))
 elif job is not None and job.state in ("stopped", "failed"):
     ckpts = run.complete_checkpoints()
     latest = run.latest_checkpoint()
@@ -227,19 +226,12 @@ elif job is not None and job.state in ("stopped", "failed"):
         st.caption(t("No checkpoint was saved before it ended: start a new run."))
 
 
-def _reader(kind, cls, path):
-    key = f"{kind}:{path}"
-    if key not in st.session_state:
-        st.session_state[key] = cls(path)
-    return st.session_state[key]
-
-
-@st.fragment(run_every=2.0 if (job is not None and job.active) else None)
-def live_view() -> None:
+def live_view() -> bool:
+    """State, progress, charts and log of the selected run; True while it runs."""
     job = run.job()
     if job is None:
         st.warning(t("This run has no job record yet."))
-        return
+        return False
     progress = run.progress()
     total_s = job.total_duration_s
     st.markdown(f"**{STATE_ICONS.get(job.state, '')} {state_name(job.state)}** · "
@@ -250,7 +242,8 @@ def live_view() -> None:
     if job.escalation:
         st.warning(job.escalation)
     if job.stop_requested_at and job.active:
-        st.info(t("Stopping: a checkpoint is being saved at the next iteration…"))
+        st.info(t("Stopping: a checkpoint is being saved at the next iteration…") if job.stops_gracefully()
+                else t("Stopping: nothing to save yet (the model was still loading)…"))
 
     total, it, phase = progress.get("max_iters"), progress.get("iter") or 0, progress.get("phase")
     eta = progress.get("eta_s")
@@ -278,24 +271,13 @@ def live_view() -> None:
         m[3].metric(t("Tokens/s"), f"{tps:,.0f}" if tps else "—",
                     help=t("Training tokens per second (padding included), all GPUs together."))
 
-    scalars = _reader("scalars", ScalarsReader, run.work_dir)
-    scalars.poll()
-    figures = charts.scalar_figures(scalars.series, scalars.keys(), tr=t, resumes=scalars.resumes(), x_max=total)
-    for i in range(0, len(figures), 2):
-        cols = st.columns(2)
-        for col, (key, fig) in zip(cols, figures[i:i + 2]):
-            col.plotly_chart(fig, key=f"chart_{key}")
-    log = _reader("log", LogTail, run.log_path)
+    run_charts.show(run, "chart", x_max=total)
     with st.expander(t("Log (last 200 lines)"), expanded=job.state == "failed"):
-        st.code(log.text()[-30000:] or t("(empty)"), language="log", height=360)
-    if job.active:
-        st.session_state["was_active"] = run.id
-    elif st.session_state.get("was_active") == run.id:
-        st.session_state.pop("was_active", None)
-        st.rerun()  # leave fragment mode: refresh the buttons for the finished run
+        st.code(job_status.log_tail(run.dir, "train", lines=200)[-30000:] or t("(empty)"), language="log", height=360)
+    return job.active
 
 
-live_view()
+job_status.live(job is not None and job.active, live_view)  # a finished run: the page reruns for its buttons
 
 if job is not None and job.state == "succeeded":
     st.success(t("Training finished."))
@@ -315,7 +297,7 @@ st.dataframe(
         t("Created"): [s.created_at.replace("T", " ")[:19] for s in summaries],
         t("Duration"): [human_duration(s.duration_s) for s in summaries],
         t("Iterations"): [f"{s.last_iter or 0} / {s.max_iters}" if s.max_iters else "—" for s in summaries],
-        t("Final loss"): [s.final_loss for s in summaries],
+        t("Final loss"): ["—" if s.final_loss is None else f"{s.final_loss:.4f}" for s in summaries],
         t("Checkpoints"): [s.checkpoints for s in summaries],
         t("Starts"): [s.attempts for s in summaries],
         t("Warm start from"): [s.warm_start.split("/runs/")[-1] if s.warm_start else "" for s in summaries],
@@ -323,7 +305,6 @@ st.dataframe(
     },
     hide_index=True, key="history",
     column_config={
-        t("Final loss"): st.column_config.NumberColumn(format="%.4f"),
         t("Results"): st.column_config.LinkColumn(display_text=t("Open results")),
     },
 )

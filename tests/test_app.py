@@ -102,3 +102,20 @@ def test_page_loads_do_not_import_torch_transformers_or_xtuner(demo_workspace):
 def test_page_loads_with_runs_and_checkpoints_do_not_import_torch(trained_workspace):
     """Results with curves and answers, Convert & Chat with checkpoints and chat choices: still no torch."""
     assert heavy_modules_after_visiting_every_page(trained_workspace) == []
+
+
+def test_the_demo_is_built_as_a_job_and_opened_when_it_succeeds(workspace):
+    """Create the demo starts a job (no blocking subprocess in the page); the tab opens the demo once it succeeded."""
+    from core import jobs
+    from core.project import ProjectStore
+
+    at = app(workspace).run()
+    at.button(key="create_demo").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    job = jobs.read_job(workspace / "demo_build")
+    assert job is not None and job.kind == "demo"
+    assert jobs.wait_job(workspace / "demo_build", timeout=600).state == "succeeded"
+    at.run()  # what the job fragment's rerun does once the job has ended
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(s.value.startswith("Demo project ready.") for s in at.success)
+    assert ProjectStore(workspace).load("demo").dataset_path

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from core import jobs
-from core.jobs import JobBusy, Step, read_job, request_stop, start_job, wait_job
+from core.jobs import Job, JobBusy, Step, read_job, request_stop, start_job, wait_job
 
 
 def py_step(code: str, name="step", **kw) -> Step:
@@ -236,3 +236,14 @@ def test_attempts_are_kept_in_the_history(tmp_path):
     assert job.state == "succeeded" and job.attempt == 2
     assert [(a["attempt"], a["state"], a["meta"]["n"]) for a in job.history] == [(1, "failed", 1)]
     assert job.history[0]["duration_s"] > 0
+
+
+def test_a_step_stops_gracefully_only_once_its_ready_file_exists(tmp_path):
+    ready = tmp_path / "progress.json"
+    step = Step(name="train", argv=["x"], graceful_stop_s=60, graceful_after_file=str(ready))
+    job = Job(id="j", kind="train", steps=[step])
+    assert not step.stops_gracefully() and not job.stops_gracefully()  # the model is still loading
+    ready.write_text("{}")
+    assert step.stops_gracefully() and job.stops_gracefully()
+    assert not Step(name="convert", argv=["x"]).stops_gracefully()  # other steps are terminated
+    assert Step(name="train", argv=["x"], graceful_stop_s=60).stops_gracefully()

@@ -170,3 +170,15 @@ def test_log_tail_after_truncation_starts_over(tmp_path):
     assert t.poll() == ["a", "b"]
     write(log, "c\n", mode="w")
     assert t.poll() == ["c"]
+
+
+def test_scalars_csv_holds_every_point_of_every_start(tmp_path):
+    from core.results.metrics import scalars_csv
+
+    write(tmp_path / "20260101_000000" / "vis_data" / "scalars.json",
+          "".join(json.dumps({"iter": i, "loss": 1.0 / i, "lr": 0.1}) + "\n" for i in range(1, 2001)))
+    write(tmp_path / "20260101_010000" / "vis_data" / "scalars.json", json.dumps({"iter": 2001, "loss": 9.0}) + "\n")
+    rows = scalars_csv(tmp_path).splitlines()
+    assert rows[0] == "iter,loss,lr"
+    assert len(rows) == 1 + 2001
+    assert rows[1] == "1,1.0,0.1" and rows[-1] == "2001,9.0,"

@@ -77,7 +77,7 @@ def test_after_a_run_the_page_shows_progress_charts_and_history(trained_workspac
     assert list(history["State"]) == ["Succeeded"]
     run_id = history["Run"][0]
     assert history["Results"][0] == f"results?project=demo&run={run_id}"
-    assert 0 < history["Final loss"][0] < 1.0
+    assert 0 < float(history["Final loss"][0]) < 1.0  # shown as text with 4 decimals ("—" before any loss)
     i18n.reset_missing()
     train_page(trained_workspace, "zh")
     assert i18n.missing_keys() == set()
@@ -138,3 +138,82 @@ def test_a_launch_plan_this_machine_cannot_run_is_refused_with_the_reason(worksp
     assert at.button(key="start").disabled is False
     assert any("core.train.xtuner_entry train config.py --work-dir work_dir" in c.value
                and "torch.distributed.run" not in c.value for c in at.code)
+
+
+@pytest.fixture
+def two_runs_ws(tmp_path, demo_workspace):
+    """A copy of the demo workspace with two runs created and not started."""
+    from core.project import ProjectStore
+    from core.train import runs
+
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_workspace, ws)
+    project = ProjectStore(ws).load("demo")
+    made = [runs.new_run(project, "cpu") for _ in range(2)]
+    return ws, project, made
+
+
+def test_run_history_shows_no_none_and_each_open_results_link_opens_its_own_run(two_runs_ws):
+    from urllib.parse import parse_qs
+
+    ws, project, made = two_runs_ws
+    at = train_page(ws)
+    history = at.dataframe[0].value
+    assert sorted(history["Run"]) == sorted(r.id for r in made)
+    cells = [str(v) for col in history.columns for v in history[col]]
+    assert "None" not in cells and "nan" not in cells, cells
+    assert list(history["Final loss"]) == ["—", "—"]  # nothing logged yet
+    for row in range(2):
+        link = history["Results"][row]
+        params = {k: v[0] for k, v in parse_qs(link.split("?", 1)[1]).items()}
+        results = open_page(ws, "pages/results.py")
+        default = results.selectbox(key="results_run").value.id
+        results.query_params.update(params)  # what following the link carries
+        results.run()
+        assert not results.exception
+        assert results.selectbox(key="results_run").value.id == history["Run"][row] == params["run"]
+    assert default == history["Run"][0], "without a link, the newest run"
+
+
+def test_a_stop_while_the_model_loads_says_there_is_nothing_to_save(two_runs_ws):
+    import sys
+    import time
+
+    from core import jobs
+
+    ws, project, made = two_runs_ws
+    run = made[0]
+    jobs.start_job(run.dir, [jobs.Step(name="train", argv=[sys.executable, "-c", "import time; time.sleep(120)"],
+                                       graceful_stop_s=60, graceful_after_file=str(run.progress_path))],
+                   kind="train")
+    try:
+        deadline = time.monotonic() + 60
+        while jobs.read_job(run.dir).state != "running":
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.1)
+        assert not run.progress_path.exists()  # the training loop has not started: nothing to save
+        at = train_page(ws)
+        at.selectbox(key="train_run_select").set_value(run.id).run()
+        at.button(key="stop").click().run()
+        assert [x.value for x in at.toast] == [
+            "Stop requested: the model is still loading, there is nothing to save yet; stopping now."]
+        assert not any("saving a checkpoint" in x.value or "being saved" in x.value for x in at.info)
+    finally:
+        jobs.request_stop(run.dir)
+        assert jobs.wait_job(run.dir, timeout=60).state == "stopped"
+
+
+@pytest.mark.slow
+def test_results_curves_are_the_train_charts_translated(trained_workspace):
+    """Results draws the Train page's figures: in Chinese its titles and axes are Chinese, memory in GiB."""
+    from ui import i18n
+
+    zh = i18n.catalog("zh")
+    i18n.reset_missing()
+    at = open_page(trained_workspace, "pages/results.py", lang="zh")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [s["layout"]["title"]["text"] for s in specs]
+    assert titles[:4] == [zh[k] for k in ("Training loss", "Learning rate", "Gradient norm", "Throughput")]
+    assert all(s["layout"]["xaxis"]["title"]["text"] == zh["iteration"] for s in specs)
+    assert not any("GB" in json.dumps(s["layout"]) for s in specs)
+    assert i18n.missing_keys() == set()

@@ -11,6 +11,7 @@ from core.data import datasets, datastats
 from core import jobs
 from core.data.chatrender import xtuner_segments
 from core.models.folder import read_tokenizer_info
+from ui import job_status
 from ui.i18n import t
 
 TRAINED = "background:#c9f2d0;color:#0b4a1a;border-radius:3px"
@@ -70,12 +71,10 @@ def stats_dir(project) -> Path:
     return project.dir / "datastats"
 
 
-@st.fragment(run_every=1.0)
-def _wait(out_dir: str) -> None:
-    job = jobs.read_job(out_dir)
-    if job is None or not job.active:
-        st.rerun()
+def _counting(out_dir: Path) -> bool:
     st.progress(0.5, text=t("Counting tokens with the model's tokenizer…"))
+    job = jobs.read_job(out_dir)
+    return job is not None and job.active
 
 
 def token_stats(project) -> None:
@@ -88,7 +87,7 @@ def token_stats(project) -> None:
     current = result is not None and result.get("data") == str(Path(project.dataset_path).resolve()) and \
         result.get("model") == str(Path(project.model_path).resolve()) and result.get("template") == project.prompt_template
     if job is not None and job.active:
-        _wait(str(out))
+        job_status.live(True, lambda: _counting(out), period=1.0)
         return
     if st.button(t("Count tokens") if not current else t("Count again"), key="md_count_tokens",
                  help=t("Tokenizes every row with the model's tokenizer in the background (nothing is loaded here).")):
@@ -100,9 +99,7 @@ def token_stats(project) -> None:
         st.rerun()
     if job is not None and job.state == "failed" and not current:
         st.error(t("Counting tokens failed: {reason}", reason=job.reason or ""))
-        log = out / jobs.LOG_FILE
-        if log.is_file():
-            st.code(log.read_text(errors="replace")[-3000:], language="log")
+        st.code(job_status.log_tail(out, "tokens") or " ", language="log")
         return
     if not current:
         return

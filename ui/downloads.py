@@ -11,6 +11,7 @@ from core import jobs
 from core.machine import system
 from core.models.catalog import SOURCE_LABELS
 from core.fsutil import human_bytes, human_duration
+from ui import job_status
 from ui.i18n import t
 
 
@@ -32,13 +33,11 @@ def progress_text(p: dict) -> tuple[float, str]:
                    source=source)
 
 
-@st.fragment(run_every=1.0)
-def _live(cache: str, kind: str, name: str) -> None:
+def _progress(cache: str, kind: str, name: str) -> bool:
     s = hub.status(cache, kind, name)
-    if not s.active:
-        st.rerun()  # finished, failed or cancelled: redraw the whole panel
     frac, text = progress_text(s.progress)
     st.progress(frac, text=text)
+    return s.active
 
 
 def error_text(err: dict) -> str:
@@ -60,7 +59,7 @@ def panel(cache: str, kind: str, name: str, sources: dict[str, str], order: list
             st.rerun()
         return s.dest
     if s.active:
-        _live(cache, kind, name)
+        job_status.live(True, lambda: _progress(cache, kind, name), period=1.0)
         if st.button(t("Cancel the download"), key=f"cancel-{key}", icon=":material/cancel:"):
             n = hub.cancel_download(cache, kind, name)
             st.session_state["md_flash"] = t("Download cancelled: {n} partial file(s) removed; finished files are "

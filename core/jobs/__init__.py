@@ -55,6 +55,12 @@ class Step(BaseModel):
     # ready to honour the request); before that there is nothing to save: terminate at once
     graceful_after_file: Optional[str] = None
 
+    def stops_gracefully(self) -> bool:
+        """Whether a stop now gives the step time to stop by itself (training that can save a checkpoint)."""
+        if self.graceful_stop_s is None:
+            return False
+        return self.graceful_after_file is None or os.path.exists(self.graceful_after_file)
+
 
 class Job(BaseModel):
     id: str
@@ -86,6 +92,11 @@ class Job(BaseModel):
         if self.started_at is None:
             return None
         return (self.ended_at or time.time()) - self.started_at
+
+    def stops_gracefully(self) -> bool:
+        """Whether a stop now lets the current step stop by itself (a training run saves a checkpoint
+        first); False while the model is still loading: there is nothing to save yet."""
+        return bool(self.steps) and self.steps[min(self.current_step, len(self.steps) - 1)].stops_gracefully()
 
     @property
     def total_duration_s(self) -> float:

@@ -73,7 +73,7 @@ def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
             (job_dir / jobs.STOP_FILE).write_text(str(time.time()), encoding="utf-8")
         if stop_seen_at is None and (_terminate or jobs.stop_requested(job_dir)):
             stop_seen_at = now
-            if not _graceful(step):
+            if not step.stops_gracefully():
                 jobs.signal_group(info, signal.SIGTERM)
                 term_sent_at = now
         if stop_seen_at is not None and term_sent_at is None and now - stop_seen_at > (step.graceful_stop_s or 0):
@@ -90,13 +90,6 @@ def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
         jobs.signal_group(info, signal.SIGKILL)
     # a step that honoured the request before this loop noticed it still counts as stopped
     return code, stop_seen_at is not None or jobs.stop_requested(job_dir)
-
-
-def _graceful(step: jobs.Step) -> bool:
-    """Whether the step gets time to stop by itself (training that can save a checkpoint)."""
-    if step.graceful_stop_s is None:
-        return False
-    return step.graceful_after_file is None or os.path.exists(step.graceful_after_file)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -7,6 +7,7 @@
   checkpoint) and are dropped, so the curve has no gap and no duplicate. Only complete lines are
   read (mmengine writes the JSON, then the newline, separately); a file that shrank, was replaced
   or was rewritten is read again from its start.
+- ``scalars_csv``: every point of a run, for download.
 - ``LogTail``: the last lines of a growing log, from the last offset.
 - ``last_record``: the newest scalars record of a run, read from the end of its newest file.
 - ``eval_outputs``: XTuner's evaluation answers per checkpoint iteration.
@@ -14,6 +15,8 @@
 from __future__ import annotations
 
 import bisect
+import csv
+import io
 import json
 import os
 import re
@@ -162,6 +165,18 @@ class ScalarsReader:
         return list(self._recs)
 
     @property
+    def version(self) -> int:
+        """Changes whenever the records change other than by an append (a resume cut, a rewritten file)."""
+        return self._version
+
+    def __len__(self) -> int:
+        return len(self._iters)
+
+    def items_from(self, start: int) -> list[tuple[int, dict]]:
+        """(iteration, record) from position ``start`` on: what was appended since a caller's last look."""
+        return list(zip(self._iters[start:], self._recs[start:]))
+
+    @property
     def last_iter(self) -> int | None:
         return self._iters[-1] if self._iters else None
 
@@ -214,6 +229,20 @@ class LogTail:
 
     def text(self) -> str:
         return "\n".join(self.poll())
+
+
+def scalars_csv(work_dir: str | os.PathLike) -> str:
+    """Every logged point of a run as CSV (one row per iteration, one column per key): the full data
+    behind the downsampled charts."""
+    reader = ScalarsReader(work_dir)
+    reader.poll()
+    keys = reader.keys()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["iter", *keys])
+    for it, rec in reader.items_from(0):
+        writer.writerow([it, *(rec.get(k, "") for k in keys)])
+    return out.getvalue()
 
 
 def read_progress(path: str | os.PathLike) -> dict | None:

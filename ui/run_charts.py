@@ -1,0 +1,50 @@
+"""A run's curves on a page: one incremental ``RunCurves`` per run and tab session, drawn two per row.
+
+Train, Results and run comparison all go through here, so every refresh reads only the new
+scalars and draws the same downsampled, translated figures (``core.results.charts``)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.results import charts, compare
+from core.train.runs import Run
+from ui.i18n import t
+
+
+def curves_of(run: Run) -> charts.RunCurves:
+    """The run's curves, polled: kept in the session, so a refresh reads only what was appended."""
+    key = f"curves:{run.work_dir}"
+    curves = st.session_state.get(key)
+    if curves is None:
+        curves = st.session_state[key] = charts.RunCurves(run.work_dir)
+    curves.poll()
+    return curves
+
+
+def show(run: Run, key: str, x_max: int | None = None) -> bool:
+    """Draw every chart of ``run``; False when nothing was logged yet."""
+    curves = curves_of(run)
+    figures = charts.scalar_figures(curves, tr=t, resumes=curves.resumes(), x_max=x_max,
+                                    tokens_per_iter=compare.tokens_per_iteration(run))
+    for i in range(0, len(figures), 2):
+        cols = st.columns(2)
+        for col, (name, fig) in zip(cols, figures[i:i + 2]):
+            col.plotly_chart(fig, key=f"{key}_{name}")
+    return bool(figures)
+
+
+def compare_runs(runs: list[Run], key: str) -> None:
+    """Loss, learning rate, gradient norm and throughput of several runs, one chart each."""
+    pairs = [(r.id, curves_of(r)) for r in runs]
+    per_iter = [compare.tokens_per_iteration(r) for r in runs]
+    tokens = all(per_iter)
+    rows = [("loss", t("Loss (smoothed)"), t("loss"), True, None),
+            ("lr", t("Learning rate"), t("learning rate"), False, None),
+            ("grad_norm", t("Gradient norm"), t("norm before clipping"), False, None),
+            ("rate", t("Throughput"), charts.throughput_label(per_iter[0] if tokens else None, t), False,
+             per_iter if tokens else None)]
+    for i in range(0, len(rows), 2):
+        cols = st.columns(2)
+        for col, (name, title, y_title, smoothed, scales) in zip(cols, rows[i:i + 2]):
+            col.plotly_chart(charts.compare_figure(pairs, name, title, y_title, tr=t, smoothed=smoothed, scales=scales),
+                             key=f"{key}_{name}")
