@@ -13,6 +13,7 @@ from core.results.metrics import LogTail
 from core.data.templates import template_names
 from ui import session
 from ui.frame import page_frame
+from ui.errors import show_error, show_job_end
 from ui.i18n import t
 
 page_frame()
@@ -46,7 +47,7 @@ def job_status(job_dir: Path, what: str) -> None:
     elif j.state == "succeeded":
         st.success(t("{what}: done in {s} s.", what=what, s=int(j.duration_s or 0)))
     else:
-        st.error(t("{what} {state}: {reason}", what=what, state=t(j.state), reason=j.reason or ""))
+        show_job_end(j, what)
     with st.expander(t("Log")):
         st.code(LogTail(job_dir / jobs.LOG_FILE, max_lines=60).text() or " ", language="log")
 
@@ -73,7 +74,7 @@ else:
         try:
             convert.start_export(project, run, iteration, device, merge=merge)
         except (FileNotFoundError, jobs.JobBusy) as e:
-            st.error(str(e))
+            show_error(e)
         else:
             st.rerun()
 
@@ -197,7 +198,7 @@ if pending is not None and pending["streams"] is None:
             loaded = [cache.get(c.model_path, c.adapter, device, project.trust_remote_code) for c in chosen]
     except (KeyError, OSError, ValueError) as e:
         st.session_state.pop("chat_pending", None)
-        st.error(t("Cannot load the model: {reason}", reason=str(e)))
+        show_error(e, lead=t("Cannot load the model:"))
         st.stop()
     # each side continues its own conversation: the earlier turns that side's model answered
     histories = [[(tr["q"], tr["answers"][side]) for tr in turns if tr["keys"][side] == turn["keys"][side]]
@@ -275,7 +276,7 @@ if st.button(t("Push"), type="primary", icon=":material/cloud_upload:", key="pus
     try:
         export.start_push(target.path, hub, repo_id, token, private=private)
     except (export.ExportError, jobs.JobBusy) as e:
-        st.error(str(e))
+        show_error(e)
     else:
         st.rerun()
 

@@ -11,7 +11,8 @@ from core.jobs import Step
 from core.paths import REPO_ROOT, resolve_user_path
 from core.project import METHOD_LABELS, ProjectError
 from ui import session
-from ui.i18n import t
+from ui.errors import show_error
+from ui.i18n import state_label, t
 from ui.frame import page_frame
 
 page_frame()
@@ -79,7 +80,7 @@ with right:
                 cache_path = resolve_user_path(cache)
                 created = session.store().create(name.strip(), download_cache=str(cache_path), method=method)
             except (ProjectError, ValueError, OSError) as e:
-                st.error(str(e))
+                show_error(e)
             else:
                 session.open_project(created.name)
                 st.session_state["flash"] = t("Project **{name}** created. Next: **1 · Model & Data**.", name=created.name)
@@ -138,7 +139,7 @@ def background_checks() -> None:
         elif sj.state == "succeeded":
             st.success(t("Smoke run passed: this machine runs the whole pipeline."))
         else:
-            st.error(t("Smoke run {state}: see its log.", state=t(sj.state)))
+            st.error(t("Smoke run {state}: see its log.", state=state_label(sj.state)))
         with st.expander(t("Smoke run log")):
             st.code((smoke_dir / jobs.LOG_FILE).read_text(errors="replace")[-6000:] or "…", language="log")
     active_now = (pj is not None and pj.active) or (sj is not None and sj.active)
@@ -164,7 +165,7 @@ with st.expander(t("Workspace and remote access")):
             path = resolve_user_path(new_ws)
             path.mkdir(parents=True, exist_ok=True)
         except (ValueError, OSError) as e:
-            st.error(t("Cannot use {path} as the workspace: {error}", path=repr(new_ws), error=str(e)))
+            show_error(e, lead=t("Cannot use {path} as the workspace:", path=repr(new_ws)))
         else:
             session.set_workspace(path)
             st.rerun()

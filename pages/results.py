@@ -11,7 +11,8 @@ from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from ui import session
 from ui.frame import page_frame
-from ui.i18n import t
+from ui.errors import show_error
+from ui.i18n import state_label, t
 
 page_frame()
 
@@ -26,7 +27,7 @@ run = st.selectbox(t("Run"), all_runs, format_func=lambda r: r.id, key="results_
 job = run.job()
 spec = run.spec
 active = job is not None and job.active
-st.caption(t("State: **{state}** · {n} checkpoint(s) · method {method}", state=t(job.state) if job else "—",
+st.caption(t("State: **{state}** · {n} checkpoint(s) · method {method}", state=state_label(job.state) if job else "—",
              n=len(run.checkpoints()), method=str(spec.get("method", "?")).upper()))
 
 tab_curves, tab_evals, tab_ckpts, tab_compare = st.tabs(
@@ -111,12 +112,12 @@ with tab_ckpts:
         c2.caption(t("evaluated") if it in evaluated else t("no evaluation"))
         with c3:
             if cjob is None or cjob.state in ("failed", "stopped"):
-                label = t("Convert this checkpoint") if cjob is None else t("Convert again ({state})", state=t(cjob.state))
+                label = t("Convert this checkpoint") if cjob is None else t("Convert again ({state})", state=state_label(cjob.state))
                 if st.button(label, key=f"convert_{run.id}_{it}", icon=":material/transform:"):
                     try:
                         convert.start_export(project, run, it, device)
                     except (FileNotFoundError, jobs.JobBusy) as e:
-                        st.error(str(e))
+                        show_error(e)
                     else:
                         st.rerun()
             elif cjob.active:

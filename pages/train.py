@@ -19,7 +19,8 @@ from core.fsutil import human_bytes, human_duration
 from core.results.metrics import LogTail, ScalarsReader
 from ui import session
 from ui.frame import page_frame
-from ui.i18n import t
+from ui.errors import show_error, show_job_end
+from ui.i18n import state_label, t
 
 page_frame()
 
@@ -29,12 +30,10 @@ project = session.require_project()
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":green[:material/play_circle:]",
                "succeeded": ":green[:material/check_circle:]", "failed": ":red[:material/error:]",
                "stopped": ":orange[:material/stop_circle:]", "new": ":material/draft:"}
-STATE_NAMES = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
-               "stopped": "Stopped", "new": "Not started"}
 
 
 def state_name(state: str) -> str:
-    return t(STATE_NAMES.get(state, state))
+    return state_label(state, title=True)
 
 
 def why_text(why: launch.Why) -> str:
@@ -115,10 +114,8 @@ with st.expander(t("Launch: GPUs, DeepSpeed, nodes"), icon=":material/memory:"):
                 "master_addr": addr.strip(), "master_port": int(port) or None})
             launch.check_plan(launch.plan_for(candidate), device, len(gpu_list))  # nothing saved if it cannot run
             project = session.save_project(candidate)
-        except launch.LaunchError as e:
-            st.error(why_text(e.why))
-        except ValueError as e:
-            st.error(str(e))
+        except ValueError as e:  # launch.LaunchError, or a value the project refuses
+            show_error(e)
         else:
             st.success(t("Saved."))
     blocked = [(p, why) for p, why in ds_reasons.items() if why is not None]
@@ -152,12 +149,10 @@ with c2:
                  key="start", help=t("Writes the config into a new run folder and starts training in the background.")):
         try:
             run, _ = runs.start_new_run(project, device, warm_start=warm, gpu_count=len(gpu_list))
-        except launch.LaunchError as e:
-            st.error(why_text(e.why))
-        except ConfigError as e:
-            st.error(str(e))
         except jobs.JobBusy as e:
-            st.warning(t("Another training run is using this machine: {detail}", detail=str(e)))
+            show_error(e, lead=t("Another training run is using this machine:"), level="warning")
+        except (launch.LaunchError, ConfigError) as e:
+            show_error(e)
         else:
             st.session_state["train_run_select"] = run.id
             st.rerun()
@@ -200,9 +195,9 @@ elif job is not None and job.state in ("stopped", "failed"):
             try:
                 runs.start_training(project, run, resume_from=chosen)
             except jobs.JobBusy as e:
-                st.warning(t("Another training run is using this machine: {detail}", detail=str(e)))
+                show_error(e, lead=t("Another training run is using this machine:"), level="warning")
             except (ConfigError, FileNotFoundError) as e:
-                st.error(str(e))
+                show_error(e)
             else:
                 st.rerun()
     else:
@@ -227,10 +222,10 @@ def live_view() -> None:
     st.markdown(f"**{STATE_ICONS.get(job.state, '')} {state_name(job.state)}** · "
                 + t("run {run} · attempt {attempt} · {duration} in all",
                     run=f"`{run.id}`", attempt=job.attempt, duration=human_duration(total_s)))
-    if job.reason and job.state != "succeeded":
-        (st.error if job.state == "failed" else st.info)(job.reason)
-    if job.escalation:
-        st.warning(job.escalation)
+    if job.state in ("failed", "stopped"):
+        show_job_end(job, t("Training"), level="error" if job.state == "failed" else "info")
+    elif job.escalation:
+        show_job_end(job, t("Training"), level="warning")
     if job.stop_requested_at and job.active:
         st.info(t("Stopping: a checkpoint is being saved at the next iteration…"))
 

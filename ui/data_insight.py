@@ -11,6 +11,7 @@ from core.data import datasets, datastats
 from core import jobs
 from core.data.chatrender import xtuner_segments
 from core.models.folder import read_tokenizer_info
+from ui.errors import show_job_end
 from ui.i18n import t
 
 TRAINED = "background:#c9f2d0;color:#0b4a1a;border-radius:3px"
@@ -99,7 +100,7 @@ def token_stats(project) -> None:
             pass
         st.rerun()
     if job is not None and job.state == "failed" and not current:
-        st.error(t("Counting tokens failed: {reason}", reason=job.reason or ""))
+        show_job_end(job, t("Counting tokens"))
         log = out / jobs.LOG_FILE
         if log.is_file():
             st.code(log.read_text(errors="replace")[-3000:], language="log")

@@ -14,6 +14,7 @@ from core.models.catalog import SOURCE_LABELS
 from core.fsutil import human_bytes
 from core.paths import resolve_user_path
 from ui import downloads, session
+from ui.errors import show_error
 from ui.i18n import t
 
 FORMAT_HELP = ('OpenAI `{"messages": [{"role": "user", "content": …}, {"role": "assistant", "content": …}]}`, '
@@ -88,7 +89,7 @@ def path_tab(project) -> None:
         try:
             check(resolve_user_path(raw))
         except ValueError as e:
-            st.error(str(e))
+            show_error(e)
 
 
 def _general_choices(project) -> list[str]:
@@ -123,7 +124,7 @@ def build_tab(project) -> None:
             res = databuild.build_self_intro(out, name, questions.splitlines(), answers.splitlines(), int(copies),
                                              general, share / 100 if general else 0.0)
         except databuild.BuildError as e:
-            st.error(t(e.text, **e.params))
+            show_error(e)
         else:
             st.session_state["md_flash"] = t("Built {path}: {identity} self-introduction and {general} general "
                                               "records.", path=res.path.name, identity=res.identity, general=res.general)
@@ -146,10 +147,10 @@ def build_tab(project) -> None:
         try:
             res = databuild.find_replace(src, out, old, new)
         except databuild.BuildError as e:
-            st.error(t(e.text, **e.params))
+            show_error(e)
             return
         if res.error is not None:
-            st.error(t(res.error.text, **res.error.params))
+            show_error(res.error)
             return
         st.session_state["md_flash"] = t("{n} replacement(s) in {records} of {total} records → {path}",
                                           n=res.replacements, records=res.changed_records, total=res.records,

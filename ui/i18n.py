@@ -44,6 +44,17 @@ def t(text: str, **params) -> str:
     return out.format(**params) if params else out
 
 
+# The one vocabulary for job and run states (lower case: they also sit inside sentences).
+STATE_LABELS = {"queued": "queued", "running": "running", "succeeded": "succeeded", "failed": "failed",
+                "stopped": "stopped", "new": "not started"}
+
+
+def state_label(state: str, title: bool = False) -> str:
+    """A job's or run's state in the current language; ``title``: capitalised, for a heading or a table."""
+    label = t(STATE_LABELS[state]) if state in STATE_LABELS else state
+    return label[:1].upper() + label[1:] if title else label
+
+
 def missing_keys() -> set[str]:
     return set(_missing)
 

@@ -9,6 +9,7 @@ from core.fsutil import human_bytes
 from core.paths import resolve_user_path
 from core.data.templates import template_names
 from ui import downloads, session
+from ui.errors import show_error
 from ui.i18n import t
 
 
@@ -74,7 +75,7 @@ def own_model_tab(project):
             st.session_state["md_model_report"] = models.inspect_model(resolve_user_path(path))
             st.session_state.pop("md_model_catalog_template", None)
         except ValueError as e:
-            st.error(str(e))
+            show_error(e)
 
 
 def show_model_report(project):

@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Optional
 
 from core.data.templates import format_prompt, stop_words
+from core.errors import NotFound
+
+E_NOT_MODEL = "{path} is not a Hugging Face model directory (no config.json)."
+E_NOT_ADAPTER = "{path} is not a LoRA adapter directory (no adapter_config.json)."
+MESSAGES = [E_NOT_MODEL, E_NOT_ADAPTER]
 
 # One model load (and the first, slow ``import transformers``) at a time in this process. Streamlit
 # starts a new script thread for a rerun while the old one may still be inside a load
@@ -181,9 +186,9 @@ def _load_model(model_path: str, adapter: Optional[str], device: str, trust_remo
 
     path = Path(model_path)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json).")
+        raise NotFound(E_NOT_MODEL, path=str(path))
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json).")
+        raise NotFound(E_NOT_ADAPTER, path=str(adapter))
     dtype = torch.float32 if device == "cpu" else torch.float16
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=dtype, trust_remote_code=trust_remote_code)
