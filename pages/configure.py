@@ -75,7 +75,7 @@ with st.expander(t("Presets: XTuner's own, any XTuner config, or yours"), icon="
                  t("Hyperparameters taken from {name}.", name=choice))
     with p3:
         mine = presets.list_user_presets(project.workspace)
-        picked = st.selectbox(t("My presets"), mine, index=None, placeholder=t("None saved yet") if not mine else None,
+        picked = st.selectbox(t("My presets"), mine, index=None, placeholder=t("None saved yet") if not mine else t("Choose a preset"),
                               key="preset_mine")
         if st.button(t("Load"), key="preset_load", disabled=picked is None):
             try:
@@ -111,7 +111,7 @@ with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/up
             rows = [{t("setting"): k, t("value"): repr(imported.hyperparams.get(k, getattr(imported, k, None))),
                      t("from"): origin} for k, origin in imported.mapped.items()]
             st.markdown(t("**Mapped to the form** ({n})", n=len(rows)))
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder="—", width="stretch")
             for err in imported.errors:
                 st.warning(err)
             if imported.unmapped:
@@ -262,7 +262,7 @@ else:
                    "GPUs with DeepSpeed ZeRO, or offload.", need=human_bytes(fit.need), have=human_bytes(fit.have),
                    gpu=fit.gpu_name))
     parts = pd.DataFrame([{t("part"): t(k), t("per GPU"): human_bytes(v)} for k, v in est.parts.items()])
-    st.dataframe(parts, hide_index=True)
+    st.dataframe(parts, hide_index=True, placeholder="—")
     if est.cpu_offload:
         st.caption(t("Offloaded to CPU memory: {size}.", size=human_bytes(est.cpu_offload)))
     for note in est.notes:

@@ -120,7 +120,7 @@ choices = chat.model_choices(project)
 if not choices:
     st.info(t("The project has no usable base model: choose one on Model & Data."))
     st.stop()
-labels = {c.key: c.label for c in choices}
+labels = {c.key: t(c.text, **c.params) for c in choices}
 by_key = {c.key: c for c in choices}
 fine_tuned = [c.key for c in choices if c.kind != "base"]
 l1, l2 = st.columns(2)
@@ -186,7 +186,7 @@ question = st.chat_input(t("Ask both models the same question"))
 if question and pending is not None:
     st.toast(t("Still answering the previous question…"))
 elif question:
-    turn = {"q": question, "labels": [left.label, right.label], "keys": [left.key, right.key], "answers": ["", ""],
+    turn = {"q": question, "labels": [labels[left.key], labels[right.key]], "keys": [left.key, right.key], "answers": ["", ""],
             "stats": ["", ""]}
     pending = st.session_state["chat_pending"] = {"turn": turn, "streams": None, "settings": settings,
                                                   "template": template, "system": system_prompt}

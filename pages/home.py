@@ -114,7 +114,7 @@ with st.expander(t("Versions and checks"), expanded=probe is None):
         status = "—" if c is None else (t("works") if c["ok"] else t("fails"))
         rows.append({t("package"): pkg, t("version"): version or t("not installed"), t("check"): status,
                      t("detail"): (c or {}).get("detail", "")})
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(rows, hide_index=True, placeholder="—")
     running = probe_job is not None and probe_job.active
     if st.button(t("Check every part now") if probe is None else t("Check again"), key="run_probe",
                  disabled=running, help=t("Imports torch, transformers, XTuner, bitsandbytes and DeepSpeed in a "

@@ -133,7 +133,8 @@ with tab_compare:
         st.caption(t("One run so far: start another on the Train page (e.g. with another learning rate) to compare."))
     else:
         by_id = {r.id: r for r in all_runs}
-        chosen = st.multiselect(t("Runs"), list(by_id), default=list(by_id)[:2], key="compare_runs")
+        chosen = st.multiselect(t("Runs"), list(by_id), default=list(by_id)[:2], key="compare_runs",
+                                placeholder=t("Choose runs"))
         series = [compare.run_series(by_id[i]) for i in chosen]
         if series:
             k1, k2 = st.columns(2)
@@ -150,7 +151,7 @@ with tab_compare:
             ra, rb = by_id[chosen[0]], by_id[chosen[1]]
             rows = [{t("setting"): k, chosen[0]: repr(va), chosen[1]: repr(vb)} for k, va, vb in compare.spec_diff(ra, rb)]
             if rows:
-                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+                st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder="—", width="stretch")
             else:
                 st.caption(t("Same settings."))
             with st.expander(t("config.py diff")):

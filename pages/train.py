@@ -298,7 +298,7 @@ st.dataframe(
         t("Warm start from"): [s.warm_start.split("/runs/")[-1] if s.warm_start else "" for s in summaries],
         t("Results"): ["results?" + urlencode({"project": project.name, "run": s.id}) for s in summaries],
     },
-    hide_index=True, key="history",
+    hide_index=True, placeholder="—", key="history",
     column_config={
         t("Final loss"): st.column_config.NumberColumn(format="%.4f"),
         t("Results"): st.column_config.LinkColumn(display_text=t("Open results")),

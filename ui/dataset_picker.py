@@ -178,7 +178,7 @@ def show_report(project):
         st.error(t("{file}: {n} problem(s) found; nothing was changed.", file=report.path.name, n=report.error_count),
                  icon=":material/error:")
         st.dataframe([{t("line"): i.line or "", t("field"): i.field, t("problem"): issue_text(i)}
-                      for i in report.errors], hide_index=True)
+                      for i in report.errors], hide_index=True, placeholder="—")
         if report.error_count > len(report.errors):
             st.caption(t("The first {shown} of {n} are listed.", shown=len(report.errors), n=report.error_count))
         return project
@@ -190,9 +190,9 @@ def show_report(project):
                          icon=":material/warning:", expanded=True):
             labels = warning_labels()
             st.dataframe([{t("kind"): labels.get(code, code), t("records"): n}
-                          for code, n in report.warning_counts.items()], hide_index=True)
+                          for code, n in report.warning_counts.items()], hide_index=True, placeholder="—")
             st.dataframe([{t("line"): i.line or "", t("field"): i.field, t("warning"): issue_text(i)}
-                          for i in report.warnings], hide_index=True)
+                          for i in report.warnings], hide_index=True, placeholder="—")
     needs_conversion = report.format != "openai" or report.container == "parquet"
     if needs_conversion:
         st.info(t("XTuner Studio trains on OpenAI-messages JSONL: convert this {label} file (the original stays).",

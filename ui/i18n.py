@@ -63,6 +63,25 @@ def reset_missing() -> None:
     _missing.clear()
 
 
+def _css_text(text: str) -> str:
+    return '"' + text.replace("\\", "").replace('"', "") + '"'
+
+
+def translate_streamlit_widgets() -> None:
+    """Texts Streamlit draws itself and offers no parameter for: the file uploader's "Upload" button and
+    its "200MB per file • JSON" line. Outside English a small style sheet hides them and shows ours."""
+    if current_language() == "en":
+        return
+    size = st.get_option("server.maxUploadSize")
+    st.html(f"""<style>
+[data-testid="stFileUploaderDropzoneInstructions"] * {{ font-size: 0 !important; }}
+[data-testid="stFileUploaderDropzoneInstructions"]::after {{
+  content: {_css_text(t("Up to {size} MB per file", size=size))}; font-size: 0.875rem; opacity: 0.6; }}
+[data-testid="stFileUploaderDropzone"] button span {{ font-size: 0 !important; }}
+[data-testid="stFileUploaderDropzone"] button::after {{ content: {_css_text(t("Upload"))}; }}
+</style>""")
+
+
 def init_language(workspace) -> None:
     """URL ``?lang=`` wins, then this session's choice, then the workspace's remembered one."""
     from core import settings
