@@ -146,6 +146,36 @@ def test_a_broken_model_folder_changes_nothing(ws, tmp_path):
     assert project(ws).model_path.endswith("model")
 
 
+def test_an_empty_model_path_replaces_the_previous_report_with_its_error(ws):
+    at = page(ws)
+    at.text_input(key="md_model_path").set_value(str(ws / "projects" / "demo" / "model")).run()
+    at.button(key="check_model").click().run()
+    assert any(m.label == "Architecture" for m in at.metric)
+    at.text_input(key="md_model_path").set_value("").run()
+    at.button(key="check_model").click().run()
+    assert "The path is empty" in texts(at, "error")
+    assert not any(m.label == "Architecture" for m in at.metric), "the previous folder's report is gone"
+
+
+def test_a_new_upload_replaces_the_previous_files_report(ws):
+    at = upload(page(ws), "bad.jsonl", (CORPUS / "bad_types.jsonl").read_bytes())
+    assert "bad.jsonl: " in texts(at, "error")
+    at.file_uploader(key="md_upload").set_value(("other.jsonl", b"not json at all", "application/json"))
+    at.run()
+    assert "bad.jsonl" not in texts(at, "error") and not at.dataframe, "no report of the previous file"
+
+
+def test_the_builders_own_repeats_are_not_reported_as_duplicates(ws):
+    at = page(ws)
+    at.text_input(key="md_build_name").set_value("Ada")
+    at.number_input(key="md_build_copies").set_value(30)
+    at.button(key="FormSubmitter:md_self_intro-Build the dataset").click().run()
+    assert not at.exception
+    assert "memorise" not in " ".join(str(d.value) for d in at.dataframe)
+    assert not any("warning(s) that matter" in e.label for e in at.expander)
+    assert "records repeat on purpose" in texts(at, "info")
+
+
 def test_self_intro_builder_with_general_data(ws):
     general = project(ws).data_dir / "general.jsonl"
     general.write_text("".join(json.dumps({"instruction": f"task {i}", "output": f"done {i}"}) + "\n"

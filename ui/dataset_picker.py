@@ -28,6 +28,11 @@ def check(path: Path) -> None:
         st.session_state["md_data_report"] = datasets.validate(path)
 
 
+def clear_report() -> None:
+    """Another file is being chosen: the previous file's report (or error) goes."""
+    st.session_state.pop("md_data_report", None)
+
+
 def catalog_tab(project) -> None:
     entries = catalog.datasets()
     choice = st.selectbox(t("Dataset"), [d.id for d in entries], key="md_cat_data",
@@ -51,7 +56,7 @@ def catalog_tab(project) -> None:
 
 def upload_tab(project) -> None:
     upload = st.file_uploader(t("Dataset file (.jsonl, .json or .parquet; up to 200 MB — larger: give its path)"),
-                              type=["jsonl", "json", "parquet"], key="md_upload")
+                              type=["jsonl", "json", "parquet"], key="md_upload", on_change=clear_report)
     if upload is not None and st.button(t("Check the uploaded file"), key="use_upload"):
         name = Path(upload.name).name
         project.data_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +94,7 @@ def path_tab(project) -> None:
         try:
             check(resolve_user_path(raw))
         except ValueError as e:
+            clear_report()
             show_error(e)
 
 
@@ -129,6 +135,7 @@ def build_tab(project) -> None:
             st.session_state["md_flash"] = t("Built {path}: {identity} self-introduction and {general} general "
                                               "records.", path=res.path.name, identity=res.identity, general=res.general)
             check(res.path)
+            st.session_state["md_data_built"] = res.path  # its repeats are meant: not "duplicates"
     if not general:
         st.caption(t("Without general data the model tends to answer every question with its introduction."))
 
@@ -185,14 +192,20 @@ def show_report(project):
     st.success(t("{file}: {records} records ({label}), {trainable} with something to train, read in {seconds:.1f} s.",
                  file=report.path.name, records=report.records, label=report.label, trainable=report.trainable,
                  seconds=report.seconds), icon=":material/check_circle:")
-    if report.warnings:
-        with st.expander(t("{n} warning(s) that matter for training", n=sum(report.warning_counts.values())),
+    counts, warnings = report.warning_counts, report.warnings
+    if st.session_state.get("md_data_built") == report.path and counts.get("duplicate"):
+        st.info(t("{n} records repeat on purpose: the builder makes copies so that the model learns these answers.",
+                  n=counts["duplicate"]), icon=":material/info:")
+        counts = {code: n for code, n in counts.items() if code != "duplicate"}
+        warnings = [w for w in warnings if w.code != "duplicate"]
+    if warnings:
+        with st.expander(t("{n} warning(s) that matter for training", n=sum(counts.values())),
                          icon=":material/warning:", expanded=True):
             labels = warning_labels()
             st.dataframe([{t("kind"): labels.get(code, code), t("records"): n}
-                          for code, n in report.warning_counts.items()], hide_index=True, placeholder="—")
+                          for code, n in counts.items()], hide_index=True, placeholder="—")
             st.dataframe([{t("line"): i.line or "", t("field"): i.field, t("warning"): issue_text(i)}
-                          for i in report.warnings], hide_index=True, placeholder="—")
+                          for i in warnings], hide_index=True, placeholder="—")
     needs_conversion = report.format != "openai" or report.container == "parquet"
     if needs_conversion:
         st.info(t("XTuner Studio trains on OpenAI-messages JSONL: convert this {label} file (the original stays).",

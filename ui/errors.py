@@ -36,7 +36,8 @@ def show_error(err: Union[BaseException, dict], lead: str = "",
                level: Literal["error", "warning", "info"] = "error") -> None:
     """Show ``err``; ``lead``: an already translated sentence put before it ("Cannot load the model:")."""
     text, details = describe(err)
-    getattr(st, level)(f"{lead} {text}" if lead else text)
+    sep = " " if lead[-1:].isascii() else ""  # "Cannot load the model: …" but "无法加载模型：…"
+    getattr(st, level)(f"{lead}{sep}{text}" if lead else text)
     if details:
         with st.expander(t("Details")):
             st.code(details, language=None)

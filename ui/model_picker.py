@@ -75,6 +75,7 @@ def own_model_tab(project):
             st.session_state["md_model_report"] = models.inspect_model(resolve_user_path(path))
             st.session_state.pop("md_model_catalog_template", None)
         except ValueError as e:
+            st.session_state.pop("md_model_report", None)  # not the previous folder's report beside this error
             show_error(e)
 
 
