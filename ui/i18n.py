@@ -74,10 +74,10 @@ def translate_streamlit_widgets() -> None:
         return
     size = st.get_option("server.maxUploadSize")
     st.html(f"""<style>
-[data-testid="stFileUploaderDropzoneInstructions"] * {{ font-size: 0 !important; }}
+[data-testid="stFileUploaderDropzoneInstructions"] > * {{ display: none !important; }}
 [data-testid="stFileUploaderDropzoneInstructions"]::after {{
   content: {_css_text(t("Up to {size} MB per file", size=size))}; font-size: 0.875rem; opacity: 0.6; }}
-[data-testid="stFileUploaderDropzone"] button span {{ font-size: 0 !important; }}
+[data-testid="stFileUploaderDropzone"] button > * {{ display: none !important; }}
 [data-testid="stFileUploaderDropzone"] button::after {{ content: {_css_text(t("Upload"))}; }}
 </style>""")
 
