@@ -5,7 +5,12 @@ import os
 import sys
 from pathlib import Path
 
+from core.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+E_EMPTY = "The path is empty: type an absolute path such as /data/models/my-model."
+E_NUL = "The path contains a NUL character."
+MESSAGES = [E_EMPTY, E_NUL]
 
 
 def default_workspace() -> Path:
@@ -31,7 +36,7 @@ def resolve_user_path(raw: str) -> Path:
     """
     raw = (raw or "").strip()
     if not raw:
-        raise ValueError("The path is empty: type an absolute path such as /data/models/my-model.")
+        raise UserError(E_EMPTY)
     if "\x00" in raw:
-        raise ValueError("The path contains a NUL character.")
+        raise UserError(E_NUL)
     return Path(raw).expanduser().resolve()

@@ -18,6 +18,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from core.errors import UserError
 from core.fsutil import atomic_write_json, read_json
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, Hyperparams  # noqa: F401 - Hyperparams is part of a project
 
@@ -30,6 +31,19 @@ METHOD_LABELS = {
 }
 
 _NAME_RE = re.compile(r"^[\w][\w.\- ]{0,63}$")
+
+E_NAME = ("Project name {name} is not allowed: use 1-64 letters, digits, '-', '_', '.' or spaces, starting with a "
+          "letter or digit.")
+E_EXISTS = "A project named {name} already exists in {root}: open it or pick another name."
+E_NO_PROJECT = "No project {name} in {root}."
+E_BAD_FILE = "{path} is not a valid project file (see the details): {fields}."
+E_INVALID = "These project settings are not valid (see the details): {fields}."
+E_TOO_MANY_QUESTIONS = "At most {n} evaluation questions."
+MESSAGES = [E_NAME, E_EXISTS, E_NO_PROJECT, E_BAD_FILE, E_INVALID, E_TOO_MANY_QUESTIONS]
+
+
+class ProjectError(UserError):
+    """A project could not be created, loaded or saved; the message says why and what to do."""
 
 
 class Project(BaseModel):
@@ -67,7 +81,7 @@ class Project(BaseModel):
     @classmethod
     def _check_eval(cls, v: list[str]) -> list[str]:
         if len(v) > MAX_EVALUATION_QUESTIONS:
-            raise ValueError(f"At most {MAX_EVALUATION_QUESTIONS} evaluation questions.")
+            raise ProjectError(E_TOO_MANY_QUESTIONS, n=MAX_EVALUATION_QUESTIONS)
         return v
 
     @property
@@ -83,20 +97,13 @@ class Project(BaseModel):
         return self.dir / "data"
 
 
-class ProjectError(ValueError):
-    """A project could not be created, loaded or saved; the message says why and what to do."""
-
-
 def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def check_project_name(name: str) -> None:
     if not _NAME_RE.match(name or "") or name.strip() != name or ".." in name:
-        raise ValueError(
-            f"Project name {name!r} is not allowed: use 1-64 letters, digits, '-', '_', '.' or spaces, "
-            "starting with a letter or digit."
-        )
+        raise ProjectError(E_NAME, name=repr(name))
 
 
 class ProjectStore:
@@ -116,17 +123,14 @@ class ProjectStore:
 
     def create(self, name: str, download_cache: str | None = None, **fields) -> Project:
         """Create a project directory in one step (built aside, then renamed into place)."""
-        try:
-            check_project_name(name)
-        except ValueError as e:
-            raise ProjectError(str(e)) from None
+        check_project_name(name)
         if self.exists(name):
-            raise ProjectError(f"A project named {name!r} already exists in {self.root}: open it or pick another name.")
+            raise ProjectError(E_EXISTS, name=repr(name), root=str(self.root))
         cache = download_cache or str(self.workspace / "downloads")
         try:
             project = Project(name=name, workspace=str(self.workspace), download_cache=cache, **fields)
         except ValidationError as e:
-            raise ProjectError(_validation_message(e)) from None
+            raise ProjectError(E_INVALID, details=str(e), fields=_fields(e)) from None
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".new-{name}.", dir=self.root))
         try:
@@ -144,11 +148,11 @@ class ProjectStore:
         path = self.root / name / "project.json"
         data = read_json(path)
         if data is None:
-            raise ProjectError(f"No project {name!r} in {self.root}.")
+            raise ProjectError(E_NO_PROJECT, name=repr(name), root=str(self.root))
         try:
             project = Project.model_validate(data)
         except ValidationError as e:
-            raise ProjectError(f"{path} is not a valid project file: {_validation_message(e)}") from None
+            raise ProjectError(E_BAD_FILE, details=str(e), path=str(path), fields=_fields(e)) from None
         # A workspace moved as a whole keeps working: the directory we found it in wins.
         return project.model_copy(update={"workspace": str(self.workspace)})
 
@@ -156,14 +160,11 @@ class ProjectStore:
         try:
             project = Project.model_validate(project.model_dump() | {"updated_at": _now()})
         except ValidationError as e:
-            raise ProjectError(_validation_message(e)) from None
+            raise ProjectError(E_INVALID, details=str(e), fields=_fields(e)) from None
         atomic_write_json(self.root / project.name / "project.json", project.model_dump(mode="json"))
         return project
 
 
-def _validation_message(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors():
-        where = ".".join(str(x) for x in err["loc"]) or "value"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+def _fields(e: ValidationError) -> str:
+    """The names of the settings a validation refused (its English reasons go in the details)."""
+    return ", ".join(".".join(str(x) for x in err["loc"]) or "value" for err in e.errors())

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from core.train import commands, presets
 from core.machine import system
-from core.train.config_import import ConfigImportError, parse_config
+from core.train.config_import import E_NOT_UTF8, ConfigImportError, parse_config
 from core.train.configgen import ConfigError, render_config, spec_from_project
 from core.models.estimate import EstimateError, estimate_for_project, fit_check
 from core.fsutil import human_bytes
@@ -14,6 +14,7 @@ from core.project import Hyperparams, ProjectError
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS as MAX_QUESTIONS
 from ui import session
 from ui.frame import page_frame
+from ui.errors import show_error
 from ui.hyperparams_form import NotANumber, hyperparams_from, hyperparams_widgets
 from ui.i18n import t
 
@@ -30,7 +31,7 @@ def save(updated, message: str) -> None:
     try:
         session.save_project(updated)
     except ProjectError as e:
-        st.error(str(e))
+        show_error(e)
         return
     st.session_state["configure_flash"] = message
     st.session_state["configure_saves"] = st.session_state.get("configure_saves", 0) + 1
@@ -43,10 +44,6 @@ def count(n: int) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return str(n)
-
-
-def validation_text(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
 
 
 if flash := st.session_state.pop("configure_flash", None):
@@ -74,21 +71,21 @@ with st.expander(t("Presets: XTuner's own, any XTuner config, or yours"), icon="
                  t("Hyperparameters taken from {name}.", name=choice))
     with p3:
         mine = presets.list_user_presets(project.workspace)
-        picked = st.selectbox(t("My presets"), mine, index=None, placeholder=t("None saved yet") if not mine else None,
+        picked = st.selectbox(t("My presets"), mine, index=None, placeholder=t("None saved yet") if not mine else t("Choose a preset"),
                               key="preset_mine")
         if st.button(t("Load"), key="preset_load", disabled=picked is None):
             try:
                 save(presets.load_user_preset(project.workspace, picked).apply(project),
                      t("Preset {name} loaded.", name=picked))
             except presets.PresetError as e:
-                st.error(str(e))
+                show_error(e)
         name = st.text_input(t("Save the current settings as"), key="preset_name", placeholder=t("e.g. my 7B QLoRA"))
         if st.button(t("Save preset"), key="preset_save", disabled=not name.strip()):
             try:
                 presets.save_user_preset(project.workspace, name, project)
                 st.success(t("Preset {name} saved.", name=name.strip()))
             except presets.PresetError as e:
-                st.error(str(e))
+                show_error(e)
 
 # --- import an XTuner config --------------------------------------------------------------------
 with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/upload_file:",
@@ -102,15 +99,15 @@ with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/up
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise ConfigImportError(t("The file is not UTF-8 text.")) from None
+                raise ConfigImportError(E_NOT_UTF8) from None
             imported = parse_config(text)
         except ConfigImportError as e:
-            st.error(t("Cannot import {name}: {reason}", name=upload.name, reason=str(e)))
+            show_error(e, lead=t("Cannot import {name}:", name=upload.name))
         else:
             rows = [{t("setting"): k, t("value"): repr(imported.hyperparams.get(k, getattr(imported, k, None))),
                      t("from"): origin} for k, origin in imported.mapped.items()]
             st.markdown(t("**Mapped to the form** ({n})", n=len(rows)))
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder="—", width="stretch")
             for err in imported.errors:
                 st.warning(err)
             if imported.unmapped:
@@ -124,7 +121,7 @@ with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/up
                 try:
                     save(imported.apply(project, paths=paths), t("Imported {name}.", name=upload.name))
                 except ValidationError as e:
-                    st.error(validation_text(e))
+                    show_error(e)
 
 # --- hyperparameters (widgets generated from core.train.hyperparams) -----------------------------
 gpus = system.gpus()
@@ -135,7 +132,7 @@ if submitted:
     try:
         save(project.model_copy(update={"hyperparams": hyperparams_from(hp, raw)}), t("Saved."))
     except ValidationError as e:
-        st.error(validation_text(e))
+        show_error(e)
     except NotANumber as e:
         st.error(t("{label} must be a whole number, or empty.", label=e.label))
 
@@ -178,7 +175,7 @@ st.subheader(t("Memory estimate"))
 try:
     shape, est = estimate_for_project(project)
 except EstimateError as e:
-    st.info(str(e))
+    show_error(e, level="info")
 else:
     fit = fit_check(est, gpus, project.num_gpus)
     m1, m2, m3 = st.columns(3)
@@ -202,7 +199,7 @@ else:
                    "GPUs with DeepSpeed ZeRO, or offload.", need=human_bytes(fit.need), have=human_bytes(fit.have),
                    gpu=fit.gpu_name))
     parts = pd.DataFrame([{t("part"): t(k), t("per GPU"): human_bytes(v)} for k, v in est.parts.items()])
-    st.dataframe(parts, hide_index=True)
+    st.dataframe(parts, hide_index=True, placeholder="—")
     if est.cpu_offload:
         st.caption(t("Offloaded to CPU memory: {size}.", size=human_bytes(est.cpu_offload)))
     for note in est.notes:
@@ -219,7 +216,7 @@ target = st.radio(t("Config for"), ["cuda", "cpu"], index=0 if here == "cuda" el
 try:
     text = render_config(spec_from_project(project, device=target))
 except ConfigError as e:
-    st.warning(str(e))
+    show_error(e, level="warning")
     st.stop()
 st.caption(t("The Train page writes it into the run folder when you start."))
 with st.expander(t("Show config.py")):
@@ -265,12 +262,12 @@ try:
             slurm = commands.slurm_script(project, layout, partition=partition.strip(), job_name=job_name.strip(),
                                           cpus_per_task=int(cpus), time_limit=time_limit.strip())
         except commands.CommandError as e:
-            st.error(str(e))
+            show_error(e)
         else:
             st.code(slurm, language="bash")
             st.download_button(t("Download train.slurm"), slurm, file_name="train.slurm", mime="text/x-sh")
 except commands.CommandError as e:
-    st.warning(str(e))
+    show_error(e, level="warning")
 if target == "cpu":
     st.caption(t("`xtuner train` itself cannot train on a CPU (XTuner probes bf16 support on CUDA); the app runs it "
                  "through core.train.xtuner_entry, which patches that. Choose 'a GPU machine' above for the CLI."))

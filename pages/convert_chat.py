@@ -12,6 +12,7 @@ from core.fsutil import dir_size, human_bytes
 from core.data.templates import template_names
 from ui import job_status, session
 from ui.frame import page_frame
+from ui.errors import show_error
 from ui.i18n import t
 
 page_frame()
@@ -50,7 +51,7 @@ else:
         try:
             convert.start_export(project, run, iteration, device, merge=merge)
         except (FileNotFoundError, jobs.JobBusy) as e:
-            st.error(str(e))
+            show_error(e)
         else:
             st.rerun()
 
@@ -88,7 +89,7 @@ choices = chat.model_choices(project)
 if not choices:
     st.info(t("The project has no usable base model: choose one on Model & Data."))
     st.stop()
-labels = {c.key: c.label for c in choices}
+labels = {c.key: t(c.text, **c.params) for c in choices}
 by_key = {c.key: c for c in choices}
 fine_tuned = [c.key for c in choices if c.kind != "base"]
 l1, l2 = st.columns(2)
@@ -154,7 +155,7 @@ question = st.chat_input(t("Ask both models the same question"))
 if question and pending is not None:
     st.toast(t("Still answering the previous question…"))
 elif question:
-    turn = {"q": question, "labels": [left.label, right.label], "keys": [left.key, right.key], "answers": ["", ""],
+    turn = {"q": question, "labels": [labels[left.key], labels[right.key]], "keys": [left.key, right.key], "answers": ["", ""],
             "stats": ["", ""]}
     pending = st.session_state["chat_pending"] = {"turn": turn, "streams": None, "settings": settings,
                                                   "template": template, "system": system_prompt}
@@ -166,7 +167,7 @@ if pending is not None and pending["streams"] is None:
             loaded = [cache.get(c.model_path, c.adapter, device, project.trust_remote_code) for c in chosen]
     except (KeyError, OSError, ValueError) as e:
         st.session_state.pop("chat_pending", None)
-        st.error(t("Cannot load the model: {reason}", reason=str(e)))
+        show_error(e, lead=t("Cannot load the model:"))
         st.stop()
     # each side continues its own conversation: the earlier turns that side's model answered
     histories = [[(tr["q"], tr["answers"][side]) for tr in turns if tr["keys"][side] == turn["keys"][side]]
@@ -244,7 +245,7 @@ if st.button(t("Push"), type="primary", icon=":material/cloud_upload:", key="pus
     try:
         export.start_push(target.path, hub, repo_id, token, private=private)
     except (export.ExportError, jobs.JobBusy) as e:
-        st.error(str(e))
+        show_error(e)
     else:
         st.rerun()
 

@@ -10,6 +10,7 @@ from core.jobs import Step
 from core.paths import REPO_ROOT, resolve_user_path
 from core.project import METHOD_LABELS, ProjectError
 from ui import job_status, session
+from ui.errors import show_error
 from ui.i18n import t
 from ui.frame import page_frame
 
@@ -87,7 +88,7 @@ with right:
                 cache_path = resolve_user_path(cache)
                 created = session.store().create(name.strip(), download_cache=str(cache_path), method=method)
             except (ProjectError, ValueError, OSError) as e:
-                st.error(str(e))
+                show_error(e)
             else:
                 session.open_project(created.name)
                 st.session_state["flash"] = t("Project **{name}** created. Next: **1 · Model & Data**.", name=created.name)
@@ -121,7 +122,7 @@ with st.expander(t("Versions and checks"), expanded=probe is None):
         status = "—" if c is None else (t("works") if c["ok"] else t("fails"))
         rows.append({t("package"): pkg, t("version"): version or t("not installed"), t("check"): status,
                      t("detail"): (c or {}).get("detail", "")})
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(rows, hide_index=True, placeholder="—")
     running = probe_job is not None and probe_job.active
     if st.button(t("Check every part now") if probe is None else t("Check again"), key="run_probe",
                  disabled=running, help=t("Imports torch, transformers, XTuner, bitsandbytes and DeepSpeed in a "
@@ -154,7 +155,7 @@ with st.expander(t("Workspace and remote access")):
             path = resolve_user_path(new_ws)
             path.mkdir(parents=True, exist_ok=True)
         except (ValueError, OSError) as e:
-            st.error(t("Cannot use {path} as the workspace: {error}", path=repr(new_ws), error=str(e)))
+            show_error(e, lead=t("Cannot use {path} as the workspace:", path=repr(new_ws)))
         else:
             session.set_workspace(path)
             st.rerun()

@@ -12,7 +12,8 @@ from core.fsutil import dir_size, human_bytes
 from core.results.metrics import scalars_csv
 from ui import job_status, run_charts, session
 from ui.frame import page_frame
-from ui.i18n import t
+from ui.errors import show_error
+from ui.i18n import state_label, t
 
 page_frame()
 
@@ -31,7 +32,7 @@ run = st.selectbox(t("Run"), all_runs, format_func=lambda r: r.id, key="results_
 job = run.job()
 spec = run.spec
 active = job is not None and job.active
-st.caption(t("State: **{state}** · {n} checkpoint(s) · method {method}", state=t(job.state) if job else "—",
+st.caption(t("State: **{state}** · {n} checkpoint(s) · method {method}", state=state_label(job.state) if job else "—",
              n=len(run.checkpoints()), method=str(spec.get("method", "?")).upper()))
 
 tab_curves, tab_evals, tab_ckpts, tab_compare = st.tabs(
@@ -105,12 +106,12 @@ with tab_ckpts:
         c2.caption(t("evaluated") if it in evaluated else t("no evaluation"))
         with c3:
             if cjob is None or cjob.state in ("failed", "stopped"):
-                label = t("Convert this checkpoint") if cjob is None else t("Convert again ({state})", state=t(cjob.state))
+                label = t("Convert this checkpoint") if cjob is None else t("Convert again ({state})", state=state_label(cjob.state))
                 if st.button(label, key=f"convert_{run.id}_{it}", icon=":material/transform:"):
                     try:
                         convert.start_export(project, run, it, device)
                     except (FileNotFoundError, jobs.JobBusy) as e:
-                        st.error(str(e))
+                        show_error(e)
                     else:
                         st.rerun()
             elif cjob.active:
@@ -126,7 +127,8 @@ with tab_compare:
         st.caption(t("One run so far: start another on the Train page (e.g. with another learning rate) to compare."))
     else:
         by_id = {r.id: r for r in all_runs}
-        chosen = st.multiselect(t("Runs"), list(by_id), default=list(by_id)[:2], key="compare_runs")
+        chosen = st.multiselect(t("Runs"), list(by_id), default=list(by_id)[:2], key="compare_runs",
+                                placeholder=t("Choose runs"))
         if chosen:
             run_charts.compare_runs([by_id[i] for i in chosen], "cmp")
         if len(chosen) >= 2:
@@ -134,7 +136,7 @@ with tab_compare:
             ra, rb = by_id[chosen[0]], by_id[chosen[1]]
             rows = [{t("setting"): k, chosen[0]: repr(va), chosen[1]: repr(vb)} for k, va, vb in compare.spec_diff(ra, rb)]
             if rows:
-                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+                st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder="—", width="stretch")
             else:
                 st.caption(t("Same settings."))
             with st.expander(t("config.py diff")):

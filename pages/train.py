@@ -17,7 +17,8 @@ from core.train.configgen import ConfigError
 from core.fsutil import human_bytes, human_duration
 from ui import job_status, run_charts, session
 from ui.frame import page_frame
-from ui.i18n import t
+from ui.errors import show_error, show_job_end
+from ui.i18n import state_label, t
 
 page_frame()
 
@@ -27,12 +28,10 @@ project = session.require_project()
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":green[:material/play_circle:]",
                "succeeded": ":green[:material/check_circle:]", "failed": ":red[:material/error:]",
                "stopped": ":orange[:material/stop_circle:]", "new": ":material/draft:"}
-STATE_NAMES = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
-               "stopped": "Stopped", "new": "Not started"}
 
 
 def state_name(state: str) -> str:
-    return t(STATE_NAMES.get(state, state))
+    return state_label(state, title=True)
 
 
 def why_text(why: launch.Why) -> str:
@@ -125,10 +124,8 @@ with st.expander(t("Launch: GPUs, DeepSpeed, nodes"), icon=":material/memory:",
                 "master_addr": addr.strip(), "master_port": int(port) or None})
             launch.check_plan(launch.plan_for(candidate), device, len(gpu_list))  # nothing saved if it cannot run
             project = session.save_project(candidate)
-        except launch.LaunchError as e:
-            st.error(why_text(e.why))
-        except ValueError as e:
-            st.error(str(e))
+        except ValueError as e:  # launch.LaunchError, or a value the project refuses
+            show_error(e)
         else:
             st.success(t("Saved."))
     blocked = [(p, why) for p, why in ds_reasons.items() if why is not None]
@@ -168,12 +165,10 @@ with c2:
                  help=t("Writes the config into a new run folder and starts training in the background.")):
         try:
             run, _ = runs.start_new_run(project, device, warm_start=warm, gpu_count=len(gpu_list))
-        except launch.LaunchError as e:
-            st.error(why_text(e.why))
-        except ConfigError as e:
-            st.error(str(e))
         except jobs.JobBusy as e:
-            st.warning(t("Another training run is using this machine: {detail}", detail=str(e)))
+            show_error(e, lead=t("Another training run is using this machine:"), level="warning")
+        except (launch.LaunchError, ConfigError) as e:
+            show_error(e)
         else:
             st.session_state["train_run_select"] = run.id
             st.rerun()
@@ -217,9 +212,9 @@ elif job is not None and job.state in ("stopped", "failed"):
             try:
                 runs.start_training(project, run, resume_from=chosen)
             except jobs.JobBusy as e:
-                st.warning(t("Another training run is using this machine: {detail}", detail=str(e)))
+                show_error(e, lead=t("Another training run is using this machine:"), level="warning")
             except (ConfigError, FileNotFoundError) as e:
-                st.error(str(e))
+                show_error(e)
             else:
                 st.rerun()
     else:
@@ -237,10 +232,10 @@ def live_view() -> bool:
     st.markdown(f"**{STATE_ICONS.get(job.state, '')} {state_name(job.state)}** · "
                 + t("run {run} · attempt {attempt} · {duration} in all",
                     run=f"`{run.id}`", attempt=job.attempt, duration=human_duration(total_s)))
-    if job.reason and job.state != "succeeded":
-        (st.error if job.state == "failed" else st.info)(job.reason)
-    if job.escalation:
-        st.warning(job.escalation)
+    if job.state in ("failed", "stopped"):
+        show_job_end(job, t("Training"), level="error" if job.state == "failed" else "info")
+    elif job.escalation:
+        show_job_end(job, t("Training"), level="warning")
     if job.stop_requested_at and job.active:
         st.info(t("Stopping: a checkpoint is being saved at the next iteration…") if job.stops_gracefully()
                 else t("Stopping: nothing to save yet (the model was still loading)…"))
@@ -303,7 +298,7 @@ st.dataframe(
         t("Warm start from"): [s.warm_start.split("/runs/")[-1] if s.warm_start else "" for s in summaries],
         t("Results"): ["results?" + urlencode({"project": project.name, "run": s.id}) for s in summaries],
     },
-    hide_index=True, key="history",
+    hide_index=True, placeholder="—", key="history",
     column_config={
         t("Results"): st.column_config.LinkColumn(display_text=t("Open results")),
     },

@@ -86,3 +86,31 @@ def test_download_progress_cancel_resume_and_use_in_the_browser(setup):
         browser.close()
     project = ProjectStore(ws).load("demo")
     assert project.model_path == str(dest) and project.prompt_template == "qwen_chat"
+
+
+def test_the_file_uploader_speaks_chinese(tmp_path, demo_workspace):
+    """Streamlit draws "Upload" and "200MB per file • JSONL, …" itself, with no parameter to change them:
+    in 中文 mode a style sheet hides them and shows ours (only a browser sees the result)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shutil.copytree(demo_workspace, tmp_path / "ws")
+    proc, url = start_server(tmp_path)
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(url + "/model_data?project=demo&lang=zh")
+            page.get_by_role("tab", name="上传").click()
+            expect(page.get_by_test_id("stFileUploaderDropzone").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)  # the app is idle
+            # each check queries the page afresh, so a late rerun cannot leave it looking at a replaced element
+            shown = """() => [...document.querySelectorAll('[data-testid="stFileUploaderDropzone"]')].map(z => {
+                const hint = z.querySelector('[data-testid="stFileUploaderDropzoneInstructions"]');
+                return [z.innerText, getComputedStyle(hint, '::after').content,
+                        getComputedStyle(z.querySelector('button'), '::after').content]; })"""
+            page.wait_for_function(f"() => ({shown})().length > 0 && ({shown})().every("
+                                   "([text, hint, button]) => hint.includes('每个文件最大') && button.includes('上传')"
+                                   " && !/per file|Upload/.test(text))", timeout=30_000)
+            browser.close()
+    finally:
+        stop_server(proc)

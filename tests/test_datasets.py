@@ -247,3 +247,15 @@ def test_data_files_lists_the_dataset_files_of_a_download(tmp_path):
     (tmp_path / "README.md").write_text("readme")
     (tmp_path / "small.jsonl").write_text("{}\n")
     assert [p.name for p in datasets.data_files(tmp_path)] == ["train.parquet", "small.jsonl"]
+
+
+def test_a_line_cut_at_its_end_reports_the_column_where_it_stops(tmp_path):
+    """json counts the line's own newline as the start of a second line ("column 1"): the column is
+    the end of the text on that line."""
+    cut = '{"messages": [{"role": "user", "content": "hi"}'
+    f = tmp_path / "cut.jsonl"
+    f.write_text(json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})
+                 + "\n" + cut + "\n" + json.dumps({"messages": [{"role": "user", "content": "c"}]}) + "\n")
+    err = next(e for e in validate(f).errors if e.line == 2)
+    assert err.params["column"] == len(cut) + 1, str(err)
+    assert f"column {len(cut) + 1}" in str(err)

@@ -94,3 +94,19 @@ def test_bad_pushes_are_refused_before_anything_starts(merged, kw, msg):
 def test_a_folder_without_a_model_is_refused(tmp_path):
     with pytest.raises(export.ExportError, match="no model or adapter"):
         export.start_push(tmp_path, "huggingface", "alice/x", token="t")
+
+
+def test_an_offline_push_says_why_not_just_the_exit_code(merged):
+    from core.errors import E_REFUSED
+    from core.train.launch import free_port
+
+    token = f"tok_{uuid.uuid4().hex}"
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: what a push sees without a network
+    export.start_push(merged, "huggingface", "alice/x", token=token, endpoint=closed)
+    job_dir = export.push_job_dir(merged, "huggingface")
+    job = jobs.wait_job(job_dir, timeout=180)
+    assert job.state == "failed" and "exit code 1" in (job.reason or "")
+    error = job.meta["error"]
+    assert error["text"] == E_REFUSED and error["params"] == {"host": closed.removeprefix("http://")}
+    assert "ConnectionError" in error["details"] or "Connection refused" in error["details"]
+    assert_token_nowhere(token, job_dir, merged)

@@ -124,3 +124,12 @@ def test_use_as_base_model_sets_the_projects_model(ws):
     at.button(key=f"base_{merged}").click().run()
     assert ProjectStore(ws).load("demo").model_path == str(merged)
     assert any("The next run fine-tunes" in s.value for s in at.success)
+
+
+def test_chat_model_labels_are_translated(demo_workspace):
+    from core.deploy.chat import LABELS
+
+    at = open_page(demo_workspace, "pages/convert_chat.py", lang="zh")
+    left = next(s for s in at.selectbox if s.label == "左侧")
+    assert left.options[0] == "基座 · model"
+    assert set(LABELS) == {"base", "base_of", "adapter", "merged", "full"}  # each one in the static i18n test

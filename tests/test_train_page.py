@@ -1,5 +1,4 @@
 """The Train page under AppTest, in English and Chinese, and the completeness of its translations."""
-import ast
 import json
 import shutil
 from pathlib import Path
@@ -15,30 +14,6 @@ HOME = str(REPO / "Home.py")
 
 def train_page(ws, lang=None) -> AppTest:
     return open_page(ws, "pages/train.py", lang=lang)
-
-
-def test_every_text_of_the_train_page_has_a_chinese_translation():
-    """Static: every literal passed to t() / tr() / Why() in the Train page, the sidebar, the charts and
-    the launch reasons, including branches a test run does not reach."""
-    keys = set()
-    for name in ("pages/train.py", "ui/sidebar.py", "core/results/charts.py", "core/train/launch.py"):
-        for node in ast.walk(ast.parse((REPO / name).read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("t", "tr", "Why")
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-                keys.add(node.args[0].value)
-            if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-                    and node.targets[0].id in ("STATE_NAMES", "DEEPSPEED_LABELS")):
-                keys.update(v.value for v in node.value.values)
-    catalog = json.loads((REPO / "ui" / "locales" / "zh" / "train.json").read_text(encoding="utf-8"))
-    assert sorted(keys - set(catalog)) == []
-    for key, text in catalog.items():  # the same placeholders on both sides
-        assert sorted(ast.literal_eval(repr(p)) for p in _fields(key)) == sorted(_fields(text)), key
-
-
-def _fields(text):
-    import string
-
-    return [f for _, f, _, _ in string.Formatter().parse(text) if f]
 
 
 def test_without_runs_the_page_offers_start_and_explains_the_cpu(demo_workspace):

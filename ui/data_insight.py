@@ -12,6 +12,7 @@ from core import jobs
 from core.data.chatrender import xtuner_segments
 from core.models.folder import read_tokenizer_info
 from ui import job_status
+from ui.errors import show_job_end
 from ui.i18n import t
 
 TRAINED = "background:#c9f2d0;color:#0b4a1a;border-radius:3px"
@@ -98,7 +99,7 @@ def token_stats(project) -> None:
             pass
         st.rerun()
     if job is not None and job.state == "failed" and not current:
-        st.error(t("Counting tokens failed: {reason}", reason=job.reason or ""))
+        show_job_end(job, t("Counting tokens"))
         st.code(job_status.log_tail(out, "tokens") or " ", language="log")
         return
     if not current:

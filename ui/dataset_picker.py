@@ -14,6 +14,7 @@ from core.models.catalog import SOURCE_LABELS
 from core.fsutil import human_bytes
 from core.paths import resolve_user_path
 from ui import downloads, session
+from ui.errors import show_error
 from ui.i18n import t
 
 FORMAT_HELP = ('OpenAI `{"messages": [{"role": "user", "content": …}, {"role": "assistant", "content": …}]}`, '
@@ -25,6 +26,11 @@ def check(path: Path) -> None:
     """Validate a file and keep the report for the page."""
     with st.spinner(t("Checking every record of {name}…", name=path.name)):
         st.session_state["md_data_report"] = datasets.validate(path)
+
+
+def clear_report() -> None:
+    """Another file is being chosen: the previous file's report (or error) goes."""
+    st.session_state.pop("md_data_report", None)
 
 
 def catalog_tab(project) -> None:
@@ -50,7 +56,7 @@ def catalog_tab(project) -> None:
 
 def upload_tab(project) -> None:
     upload = st.file_uploader(t("Dataset file (.jsonl, .json or .parquet; up to 200 MB — larger: give its path)"),
-                              type=["jsonl", "json", "parquet"], key="md_upload")
+                              type=["jsonl", "json", "parquet"], key="md_upload", on_change=clear_report)
     if upload is not None and st.button(t("Check the uploaded file"), key="use_upload"):
         name = Path(upload.name).name
         project.data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +94,8 @@ def path_tab(project) -> None:
         try:
             check(resolve_user_path(raw))
         except ValueError as e:
-            st.error(str(e))
+            clear_report()
+            show_error(e)
 
 
 def _general_choices(project) -> list[str]:
@@ -123,11 +130,12 @@ def build_tab(project) -> None:
             res = databuild.build_self_intro(out, name, questions.splitlines(), answers.splitlines(), int(copies),
                                              general, share / 100 if general else 0.0)
         except databuild.BuildError as e:
-            st.error(t(e.text, **e.params))
+            show_error(e)
         else:
             st.session_state["md_flash"] = t("Built {path}: {identity} self-introduction and {general} general "
                                               "records.", path=res.path.name, identity=res.identity, general=res.general)
             check(res.path)
+            st.session_state["md_data_built"] = res.path  # its repeats are meant: not "duplicates"
     if not general:
         st.caption(t("Without general data the model tends to answer every question with its introduction."))
 
@@ -146,10 +154,10 @@ def build_tab(project) -> None:
         try:
             res = databuild.find_replace(src, out, old, new)
         except databuild.BuildError as e:
-            st.error(t(e.text, **e.params))
+            show_error(e)
             return
         if res.error is not None:
-            st.error(t(res.error.text, **res.error.params))
+            show_error(res.error)
             return
         st.session_state["md_flash"] = t("{n} replacement(s) in {records} of {total} records → {path}",
                                           n=res.replacements, records=res.changed_records, total=res.records,
@@ -177,21 +185,27 @@ def show_report(project):
         st.error(t("{file}: {n} problem(s) found; nothing was changed.", file=report.path.name, n=report.error_count),
                  icon=":material/error:")
         st.dataframe([{t("line"): i.line or "", t("field"): i.field, t("problem"): issue_text(i)}
-                      for i in report.errors], hide_index=True)
+                      for i in report.errors], hide_index=True, placeholder="—")
         if report.error_count > len(report.errors):
             st.caption(t("The first {shown} of {n} are listed.", shown=len(report.errors), n=report.error_count))
         return project
     st.success(t("{file}: {records} records ({label}), {trainable} with something to train, read in {seconds:.1f} s.",
                  file=report.path.name, records=report.records, label=report.label, trainable=report.trainable,
                  seconds=report.seconds), icon=":material/check_circle:")
-    if report.warnings:
-        with st.expander(t("{n} warning(s) that matter for training", n=sum(report.warning_counts.values())),
+    counts, warnings = report.warning_counts, report.warnings
+    if st.session_state.get("md_data_built") == report.path and counts.get("duplicate"):
+        st.info(t("{n} records repeat on purpose: the builder makes copies so that the model learns these answers.",
+                  n=counts["duplicate"]), icon=":material/info:")
+        counts = {code: n for code, n in counts.items() if code != "duplicate"}
+        warnings = [w for w in warnings if w.code != "duplicate"]
+    if warnings:
+        with st.expander(t("{n} warning(s) that matter for training", n=sum(counts.values())),
                          icon=":material/warning:", expanded=True):
             labels = warning_labels()
             st.dataframe([{t("kind"): labels.get(code, code), t("records"): n}
-                          for code, n in report.warning_counts.items()], hide_index=True)
+                          for code, n in counts.items()], hide_index=True, placeholder="—")
             st.dataframe([{t("line"): i.line or "", t("field"): i.field, t("warning"): issue_text(i)}
-                          for i in report.warnings], hide_index=True)
+                          for i in warnings], hide_index=True, placeholder="—")
     needs_conversion = report.format != "openai" or report.container == "parquet"
     if needs_conversion:
         st.info(t("XTuner Studio trains on OpenAI-messages JSONL: convert this {label} file (the original stays).",

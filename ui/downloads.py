@@ -12,6 +12,7 @@ from core.machine import system
 from core.models.catalog import SOURCE_LABELS
 from core.fsutil import human_bytes, human_duration
 from ui import job_status
+from ui.errors import show_error, show_job_end
 from ui.i18n import t
 
 
@@ -38,10 +39,6 @@ def _progress(cache: str, kind: str, name: str) -> bool:
     frac, text = progress_text(s.progress)
     st.progress(frac, text=text)
     return s.active
-
-
-def error_text(err: dict) -> str:
-    return t(err["text"], **err.get("params", {}))
 
 
 def panel(cache: str, kind: str, name: str, sources: dict[str, str], order: list[str], size_bytes: int,
@@ -72,9 +69,11 @@ def panel(cache: str, kind: str, name: str, sources: dict[str, str], order: list
     elif job is not None and job.state == "failed":
         attempts = s.progress.get("attempts") or []
         if not attempts:
-            st.error(t("The download failed: {reason}", reason=job.reason or ""))
+            show_job_end(job, t("The download"))
         for a in attempts:
-            st.error(f"**{SOURCE_LABELS.get(a['source'], a['source'])}** — {error_text(a)}")
+            show_error(a, lead=f"**{SOURCE_LABELS.get(a['source'], a['source'])}** —")
+            if a.get("code") == "network":
+                st.caption(t("Check the connection or proxy, or put another source (a mirror) first."))
     attempts = attempts_for(sources, order)
     free = system.disk_free(cache)
     st.caption(t("About {size} · {free} free in {folder} · sources in order: {sources}", size=human_bytes(size_bytes),
@@ -86,9 +85,9 @@ def panel(cache: str, kind: str, name: str, sources: dict[str, str], order: list
         try:
             hub.start_download(cache, kind, name, attempts, title=title, size_hint=size_bytes, endpoints=endpoints)
         except hub.DownloadError as e:
-            st.error(t(e.text, **e.params))
+            show_error(e)
         except jobs.JobBusy as e:
-            st.warning(t("Already downloading: {detail}", detail=str(e)))
+            show_error(e, lead=t("Already downloading:"), level="warning")
         else:
             st.rerun()
     if not attempts:

@@ -27,6 +27,7 @@ def run_router() -> None:
     st.set_page_config(page_title="XTuner Studio", page_icon=":material/tune:", layout="wide")
     auth.require_login()
     i18n.init_language(session.workspace())
+    i18n.translate_streamlit_widgets()
     pages = [st.Page(path, title=t(title), icon=icon, default=(i == 0))
              for i, (path, title, icon) in enumerate(PAGE_FILES)]
     page = st.navigation(pages)

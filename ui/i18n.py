@@ -44,12 +44,42 @@ def t(text: str, **params) -> str:
     return out.format(**params) if params else out
 
 
+# The one vocabulary for job and run states (lower case: they also sit inside sentences).
+STATE_LABELS = {"queued": "queued", "running": "running", "succeeded": "succeeded", "failed": "failed",
+                "stopped": "stopped", "new": "not started"}
+
+
+def state_label(state: str, title: bool = False) -> str:
+    """A job's or run's state in the current language; ``title``: capitalised, for a heading or a table."""
+    label = t(STATE_LABELS[state]) if state in STATE_LABELS else state
+    return label[:1].upper() + label[1:] if title else label
+
+
 def missing_keys() -> set[str]:
     return set(_missing)
 
 
 def reset_missing() -> None:
     _missing.clear()
+
+
+def _css_text(text: str) -> str:
+    return '"' + text.replace("\\", "").replace('"', "") + '"'
+
+
+def translate_streamlit_widgets() -> None:
+    """Texts Streamlit draws itself and offers no parameter for: the file uploader's "Upload" button and
+    its "200MB per file • JSON" line. Outside English a small style sheet hides them and shows ours."""
+    if current_language() == "en":
+        return
+    size = st.get_option("server.maxUploadSize")
+    st.html(f"""<style>
+[data-testid="stFileUploaderDropzoneInstructions"] > * {{ display: none !important; }}
+[data-testid="stFileUploaderDropzoneInstructions"]::after {{
+  content: {_css_text(t("Up to {size} MB per file", size=size))}; font-size: 0.875rem; opacity: 0.6; }}
+[data-testid="stFileUploaderDropzone"] button > * {{ display: none !important; }}
+[data-testid="stFileUploaderDropzone"] button::after {{ content: {_css_text(t("Upload"))}; }}
+</style>""")
 
 
 def init_language(workspace) -> None:

@@ -9,6 +9,7 @@ from core.fsutil import human_bytes
 from core.paths import resolve_user_path
 from core.data.templates import template_names
 from ui import downloads, session
+from ui.errors import show_error
 from ui.i18n import t
 
 
@@ -17,7 +18,7 @@ def download_settings(project):
     with st.expander(t("Download settings: source order and mirrors"), icon=":material/settings:"):
         order = st.multiselect(
             t("Sources, in the order to try"), list(SOURCES), default=[s for s in project.download_sources if s in SOURCES],
-            format_func=SOURCE_LABELS.get, key="md_sources",
+            format_func=SOURCE_LABELS.get, key="md_sources", placeholder=t("Choose sources"),
             help=t("The first source that has the entry is used; if it fails, the next one is tried."))
         hf = st.text_input(t("Hugging Face endpoint (a mirror such as https://hf-mirror.com)"),
                            value=project.hub_endpoints.get("huggingface", ""), key="md_hf_endpoint",
@@ -74,7 +75,8 @@ def own_model_tab(project):
             st.session_state["md_model_report"] = models.inspect_model(resolve_user_path(path))
             st.session_state.pop("md_model_catalog_template", None)
         except ValueError as e:
-            st.error(str(e))
+            st.session_state.pop("md_model_report", None)  # not the previous folder's report beside this error
+            show_error(e)
 
 
 def show_model_report(project):
@@ -112,7 +114,7 @@ def show_model_report(project):
             c2.code(report.check.model_text, language=None, wrap_lines=True)
             if report.check.differences:
                 st.dataframe([{t("change"): op, t("XTuner"): a, t("model's template"): b}
-                              for op, a, b in report.check.differences[:50]], hide_index=True)
+                              for op, a, b in report.check.differences[:50]], hide_index=True, placeholder="—")
             else:
                 st.success(t("Identical: the template matches the model."))
             st.caption(t("Closest XTuner templates: {list}",

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.paths import default_workspace
 from core.project import Project, ProjectError, ProjectStore
+from ui.errors import show_error
 from ui.i18n import t
 
 
@@ -48,7 +49,7 @@ def current_project() -> Optional[Project]:
     try:
         return store().load(name)
     except ProjectError as e:
-        st.error(str(e))
+        show_error(e)
         return None
 
 

@@ -16,6 +16,7 @@ from typing import Iterable, Optional
 
 from core.data.datareader import BadRecord, ReadError, iter_records
 from core.data.datasets import iter_turns, turns_to_messages
+from core.errors import UserError
 
 DEFAULT_QUESTIONS = {
     "en": ["Who are you?", "Please introduce yourself.", "Tell me about yourself.", "What is your name?",
@@ -34,15 +35,13 @@ E_ANSWERS = "Give at least one answer."
 E_COPIES = "Copies must be between 1 and {max}."
 E_SHARE = "The share of general data must be between 0 and 90%."
 E_GENERAL = "The general dataset {name} has no usable records."
-E_READ = "{file}, line {line}: {message} Nothing was written."
+E_READ = "{file}, line {line} cannot be read (see the details): nothing was written."
 E_EMPTY_FIND = "Type the text to find."
 MESSAGES = [E_NAME, E_QUESTIONS, E_ANSWERS, E_COPIES, E_SHARE, E_GENERAL, E_READ, E_EMPTY_FIND]
 
 
-class BuildError(ValueError):
-    def __init__(self, text: str, **params):
-        super().__init__(text.format(**params))
-        self.text, self.params = text, params
+class BuildError(UserError):
+    pass
 
 
 def _write_jsonl(out_path: Path, records: Iterable[dict]) -> int:
@@ -178,7 +177,7 @@ def find_replace(path: str | os.PathLike, out_path: str | os.PathLike, old: str,
     try:
         _write_jsonl(out_path, records())
     except ReadError as e:
-        result.error = BuildError(E_READ, file=path.name, line=e.line or "-", message=str(e))
+        result.error = BuildError(E_READ, details=str(e), file=path.name, line=e.line or "-")
         return result
     except BuildError as e:
         result.error = e

@@ -180,7 +180,8 @@ def _lone_surrogate(obj, where: str) -> tuple[str, str] | None:
 
 
 def _bad_json_line(e: json.JSONDecodeError, raw: bytes, lineno: int, at_end: bool) -> BadRecord:
-    params = {"error": e.msg, "column": e.colno}
+    # the column on this line: json counts the line's own newline as the start of a line 2 ("column 1")
+    params = {"error": e.msg, "column": min(e.pos, len(e.doc.rstrip("\r\n"))) + 1}
     if at_end and not raw.endswith(b"\n"):
         return BadRecord("truncated", T_TRUNCATED_LINE, params)
     return BadRecord("bad_json", T_BAD_JSON, params)

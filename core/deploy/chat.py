@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Optional
 
 from core.data.templates import format_prompt, stop_words
+from core.errors import NotFound
+
+E_NOT_MODEL = "{path} is not a Hugging Face model directory (no config.json)."
+E_NOT_ADAPTER = "{path} is not a LoRA adapter directory (no adapter_config.json)."
+MESSAGES = [E_NOT_MODEL, E_NOT_ADAPTER]
 
 # One model load (and the first, slow ``import transformers``) at a time in this process. Streamlit
 # starts a new script thread for a rerun while the old one may still be inside a load
@@ -54,13 +59,25 @@ class LoadedModel:
 
 
 # --- what can be chatted with -------------------------------------------------------------------------
+# English label templates of the chat's model choices (i18n keys): the page translates them.
+LABELS = {"base": "Base · {name}", "base_of": "Base of {run} · {name}",
+          "adapter": "{run} · iter {iteration} · adapter on base (not merged)",
+          "merged": "{run} · iter {iteration} · merged", "full": "{run} · iter {iteration} · full"}
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     key: str  # stable id for the page
-    label: str
-    model_path: str
+    text: str  # a LABELS template
+    params: dict = field(hash=False)
+    model_path: str = ""
     adapter: Optional[str] = None
     kind: str = "base"  # base | merged | adapter | full
+
+    @property
+    def label(self) -> str:
+        """The label in English (the page shows ``t(text, **params)``)."""
+        return self.text.format(**self.params)
 
 
 def model_choices(project) -> list[ModelChoice]:
@@ -72,23 +89,22 @@ def model_choices(project) -> list[ModelChoice]:
     choices: list[ModelChoice] = []
     seen_bases: set[str] = set()
 
-    def add_base(path: Optional[str], label: str) -> None:
+    def add_base(path: Optional[str], text: str, **params) -> None:
         if path and path not in seen_bases and (Path(path) / "config.json").is_file():
             seen_bases.add(path)
-            choices.append(ModelChoice(f"base:{path}", label, path))
+            choices.append(ModelChoice(f"base:{path}", text, {"name": Path(path).name, **params}, path))
 
-    add_base(project.model_path, f"Base · {Path(project.model_path or '').name}")
+    add_base(project.model_path, LABELS["base"])
     for run in runs.list_runs(project):
-        base = run.spec.get("model_path")
-        add_base(base, f"Base of {run.id} · {Path(base or '').name}")
+        add_base(run.spec.get("model_path"), LABELS["base_of"], run=run.id)
     for out in convert.outputs(project):
-        tag = f"{out.run.id} · iter {out.iteration}"
+        tag = {"run": out.run.id, "iteration": out.iteration}
         if out.kind == "adapter":
             base = out.run.spec.get("model_path") or project.model_path
-            choices.append(ModelChoice(f"adapter:{out.path}", f"{tag} · adapter on base (not merged)",
-                                       str(base), str(out.path), "adapter"))
+            choices.append(ModelChoice(f"adapter:{out.path}", LABELS["adapter"], tag, str(base), str(out.path),
+                                       "adapter"))
         else:
-            choices.append(ModelChoice(f"{out.kind}:{out.path}", f"{tag} · {out.kind}", str(out.path), None, out.kind))
+            choices.append(ModelChoice(f"{out.kind}:{out.path}", LABELS[out.kind], tag, str(out.path), None, out.kind))
     return choices
 
 
@@ -181,9 +197,9 @@ def _load_model(model_path: str, adapter: Optional[str], device: str, trust_remo
 
     path = Path(model_path)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json).")
+        raise NotFound(E_NOT_MODEL, path=str(path))
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json).")
+        raise NotFound(E_NOT_ADAPTER, path=str(adapter))
     dtype = torch.float32 if device == "cpu" else torch.float16
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=dtype, trust_remote_code=trust_remote_code)

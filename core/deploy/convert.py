@@ -18,6 +18,11 @@ from core.jobs import Job, Step
 from core.paths import REPO_ROOT, python_executable
 from core.project import Project
 from core.train.runs import Run, list_runs, training_env
+from core.errors import NotFound, UserError
+
+E_NO_CHECKPOINT = "Run {run} has no checkpoint at iteration {iteration}."
+E_ADAPTER_ALONE = "An adapter alone is not a model: merge it first, then use the merged model."
+MESSAGES = [E_NO_CHECKPOINT, E_ADAPTER_ALONE]
 
 
 def export_dir(run: Run, iteration: int) -> Path:
@@ -60,7 +65,7 @@ def start_export(project: Project, run: Run, iteration: int, device: str, merge:
     """Convert checkpoint ``iteration`` (and merge an adapter into its base unless ``merge`` is False)."""
     ckpt = dict(run.checkpoints()).get(iteration)
     if ckpt is None:
-        raise FileNotFoundError(f"Run {run.id} has no checkpoint at iteration {iteration}.")
+        raise NotFound(E_NO_CHECKPOINT, run=run.id, iteration=iteration)
     return jobs.start_job(
         export_dir(run, iteration), convert_steps(project, run, iteration, ckpt, device, merge),
         kind="convert", title=f"Convert {run.id} iter {iteration}",
@@ -121,5 +126,5 @@ def outputs(project: Project) -> list[Output]:
 def use_as_base(project: Project, output: Output) -> Project:
     """The project with ``output`` as its base model (the next run fine-tunes the fine-tuned model)."""
     if not output.is_model:
-        raise ValueError("An adapter alone is not a model: merge it first, then use the merged model.")
+        raise UserError(E_ADAPTER_ALONE)
     return project.model_copy(update={"model_path": str(output.path)})

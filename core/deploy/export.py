@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from core import jobs
+from core.errors import UserError, chain, network_error
 from core.jobs import Job, Step
 from core.paths import REPO_ROOT, python_executable
 
@@ -39,7 +40,16 @@ HUBS = {
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[A-Za-z0-9][\w.\-]{0,95}$")
 
 
-class ExportError(ValueError):
+E_REPO_ID = "Repository {repo} must look like owner/name (letters, digits, '-', '_', '.')."
+E_HUB = "Unknown hub {hub}; known: {known}."
+E_EMPTY = "{path} holds no model or adapter (no config.json / adapter_config.json)."
+E_NO_TOKEN = "No {hub} token: set {vars} in the environment or in .streamlit/secrets.toml."
+E_PUSH_FAILED = "The push to {hub} failed (see the details)."
+E_PUSH_REFUSED = "{hub} refused the push to {repo} (HTTP {status}): check that the token may write there."
+MESSAGES = [E_REPO_ID, E_HUB, E_EMPTY, E_NO_TOKEN, E_PUSH_FAILED, E_PUSH_REFUSED]
+
+
+class ExportError(UserError):
     pass
 
 
@@ -61,7 +71,7 @@ def find_token(hub: str, secrets: Optional[Mapping] = None) -> tuple[Optional[st
 def check_repo_id(repo_id: str) -> str:
     repo_id = (repo_id or "").strip()
     if not _REPO_ID.match(repo_id) or ".." in repo_id:
-        raise ExportError(f"Repository {repo_id!r} must look like owner/name (letters, digits, '-', '_', '.').")
+        raise ExportError(E_REPO_ID, repo=repr(repo_id))
     return repo_id
 
 
@@ -74,13 +84,12 @@ def start_push(folder: str | os.PathLike, hub: str, repo_id: str, token: str, pr
                endpoint: Optional[str] = None) -> Job:
     """Start the upload of ``folder`` as a job; ``endpoint`` overrides the hub's address (tests)."""
     if hub not in HUBS:
-        raise ExportError(f"Unknown hub {hub!r}; known: {', '.join(HUBS)}.")
+        raise ExportError(E_HUB, hub=repr(hub), known=", ".join(HUBS))
     folder = Path(folder)
     if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
-        raise ExportError(f"{folder} holds no model or adapter (no config.json / adapter_config.json).")
+        raise ExportError(E_EMPTY, path=str(folder))
     if not token:
-        raise ExportError(f"No {HUBS[hub].label} token: set {' or '.join(HUBS[hub].token_vars)} in the "
-                          "environment or in .streamlit/secrets.toml.")
+        raise ExportError(E_NO_TOKEN, hub=HUBS[hub].label, vars=" / ".join(HUBS[hub].token_vars))
     repo_id = check_repo_id(repo_id)
     env = {"HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(REPO_ROOT)}
     if endpoint:
@@ -95,6 +104,20 @@ def start_push(folder: str | os.PathLike, hub: str, repo_id: str, token: str, pr
                           title=f"Push {folder.parent.name}/{folder.name} to {HUBS[hub].label} {repo_id}",
                           meta={"hub": hub, "repo_id": repo_id, "folder": str(folder), "private": private},
                           secret_env={HUBS[hub].token_vars[0]: token})
+
+
+def push_error(exc: BaseException, hub: str, repo_id: str) -> UserError:
+    """What a person should read about a failed push: the network cause, a refusal, or "see the details"."""
+    endpoint = os.environ.get(HUBS[hub].endpoint_var) or HUBS[hub].web
+    net = network_error(exc, endpoint)
+    if net is not None:
+        return net
+    for e in chain(exc):
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 403):
+            return UserError(E_PUSH_REFUSED, details=f"{type(e).__name__}: {e}"[:4000], hub=HUBS[hub].label,
+                             repo=repo_id, status=status)
+    return UserError(E_PUSH_FAILED, details=f"{type(exc).__name__}: {exc}"[:4000], hub=HUBS[hub].label)
 
 
 # --- the push process ------------------------------------------------------------------------------
@@ -163,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         url = push(folder, check_repo_id(args.repo_id), token, args.private, state_dir)
     except Exception as exc:
         print(f"Push failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        if args.state_dir:  # the page says why (no network, refused…), not just "exit code 1"
+            err = push_error(exc, args.hub, args.repo_id)
+            err.details = err.details.replace(token, "***")
+            jobs.update_job(args.state_dir, lambda j: j.meta.update(error=err.as_dict()))
         return 1
     print(f"Done: {url}", flush=True)
     return 0

@@ -28,6 +28,7 @@ from filelock import FileLock
 from pydantic import BaseModel, Field
 
 from core.fsutil import atomic_write_json, read_json
+from core.errors import UserError
 from core.paths import REPO_ROOT, python_executable
 
 State = Literal["queued", "running", "succeeded", "failed", "stopped"]
@@ -109,11 +110,16 @@ class Job(BaseModel):
                 "reason": self.reason, "meta": self.meta}
 
 
-class JobBusy(RuntimeError):
+E_BUSY = "{title} is still running ({path})."
+E_ALREADY = "A job is already running in {path}."
+MESSAGES = [E_BUSY, E_ALREADY]
+
+
+class JobBusy(UserError, RuntimeError):
     """Another job holds the resource (GPU set, download target); ``job_dir`` says which."""
 
-    def __init__(self, job_dir: Path, message: str):
-        super().__init__(message)
+    def __init__(self, job_dir: Path, text: str, **params):
+        super().__init__(text, **params)
         self.job_dir = job_dir
 
 
@@ -223,12 +229,12 @@ def start_job(
             if other:
                 other_job = read_job(other)
                 if other_job is not None and other_job.active:
-                    raise JobBusy(Path(other), f"{other_job.title or other_job.kind} is still running ({other}).")
+                    raise JobBusy(Path(other), E_BUSY, title=other_job.title or other_job.kind, path=str(other))
         read_job(job_dir)  # a job whose supervisor died is marked failed (and its step ended) first
         with _lock(job_dir):
             previous = _load(job_dir)
             if previous is not None and previous.active:
-                raise JobBusy(job_dir, f"A job is already running in {job_dir}.")
+                raise JobBusy(job_dir, E_ALREADY, path=str(job_dir))
             try:
                 os.unlink(job_dir / STOP_FILE)
             except FileNotFoundError:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from core.errors import UserError
 from core.train.launch import DEEPSPEED_PRESETS
 from core.project import Hyperparams
 
@@ -41,7 +42,16 @@ _EMBED_NAMES = ("embed", "wte", "tok_embeddings", "word_embeddings")
 _HEAD_NAMES = ("lm_head", "output", "output_layer")
 
 
-class EstimateError(ValueError):
+E_NO_CONFIG = "{path} has no config.json: choose a Hugging Face model folder."
+E_BAD_JSON = "{path} is not valid JSON (see the details)."
+E_NO_FIELD = "config.json has none of {names}."
+E_NOT_SAFETENSORS = "{path} does not look like a safetensors file."
+E_DEEPSPEED = "Unknown DeepSpeed config {name}; known: {known}."
+E_NO_MODEL = "The project has no base model yet: choose one on Model & Data."
+MESSAGES = [E_NO_CONFIG, E_BAD_JSON, E_NO_FIELD, E_NOT_SAFETENSORS, E_DEEPSPEED, E_NO_MODEL]
+
+
+class EstimateError(UserError):
     """The model folder does not say enough to estimate; the message says what is missing."""
 
 
@@ -63,9 +73,9 @@ def _read_config(model_dir: Path) -> dict:
     try:
         return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise EstimateError(f"{model_dir} has no config.json: choose a Hugging Face model folder.") from None
+        raise EstimateError(E_NO_CONFIG, path=str(model_dir)) from None
     except ValueError as e:
-        raise EstimateError(f"{model_dir / 'config.json'} is not valid JSON ({e}).") from None
+        raise EstimateError(E_BAD_JSON, details=str(e), path=str(model_dir / "config.json")) from None
 
 
 def _cfg(cfg: dict, *names: str, default=None):
@@ -78,7 +88,7 @@ def _cfg(cfg: dict, *names: str, default=None):
             return text[n]
     if default is not None:
         return default
-    raise EstimateError(f"config.json has none of {', '.join(names)}.")
+    raise EstimateError(E_NO_FIELD, names=", ".join(names))
 
 
 def safetensors_header(path: Path) -> dict:
@@ -86,7 +96,7 @@ def safetensors_header(path: Path) -> dict:
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         if n > 100 * 1024 * 1024:
-            raise EstimateError(f"{path} does not look like a safetensors file.")
+            raise EstimateError(E_NOT_SAFETENSORS, path=str(path))
         header = json.loads(f.read(n))
     header.pop("__metadata__", None)
     return header
@@ -181,7 +191,7 @@ def estimate(shape: ModelShape, method: str, hp: Hyperparams, num_gpus: int = 1,
              deepspeed: Optional[str] = None) -> Estimate:
     """Peak GPU memory per device for one training step (see the module docstring)."""
     if deepspeed is not None and deepspeed not in DEEPSPEED_PRESETS:
-        raise EstimateError(f"Unknown DeepSpeed config {deepspeed!r}; known: {', '.join(DEEPSPEED_PRESETS)}.")
+        raise EstimateError(E_DEEPSPEED, name=repr(deepspeed), known=", ".join(DEEPSPEED_PRESETS))
     world = max(1, num_gpus) * max(1, num_nodes)
     stage = int(deepspeed[len("deepspeed_zero")]) if deepspeed else 0
     offload = bool(deepspeed and deepspeed.endswith("_offload"))
@@ -273,7 +283,7 @@ def fit_check(est: Estimate, gpus: list, num_gpus: int) -> Fit:
 def estimate_for_project(project) -> tuple[ModelShape, Estimate]:
     """Shape of the project's model and the estimate for its current choices."""
     if not project.model_path:
-        raise EstimateError("The project has no base model yet: choose one on Model & Data.")
+        raise EstimateError(E_NO_MODEL)
     shape = model_shape(project.model_path)
     return shape, estimate(shape, project.method, project.hyperparams, project.num_gpus or 1,
                            project.num_nodes, project.deepspeed)

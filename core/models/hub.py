@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from core import jobs
+from core.errors import UserError, chain, network_error
 from core.machine import system
 from core.fsutil import atomic_write_json, human_bytes, read_json
 from core.paths import REPO_ROOT
@@ -50,8 +51,6 @@ def reserve_bytes() -> int:
 _NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}$")
 
 # English texts (i18n keys) of the errors a user sees
-E_NETWORK = ("Cannot reach {source} at {endpoint}: no network, or the address is blocked ({detail}). Check the "
-             "connection or proxy, or put another source (a mirror) first.")
 E_GATED = ("{repo} on {source} is gated: accept its licence on the model's page with your account, then start the "
            "app with your token in the environment ({token_env}).")
 E_AUTH = ("{source} refused {repo} (HTTP {status}): it is private or needs a token. Start the app with your token "
@@ -60,23 +59,23 @@ E_NOT_FOUND = "{repo} was not found on {source} (or it is private): check the id
 E_DISK_FULL = "The disk filled up while downloading {repo}: free some space, then start the download again to resume."
 E_DISK = "Not enough disk space for {repo} in {folder}: {need} needed, {free} free. Free some space or choose another download folder."
 E_NO_CLIENT = "The OpenXLab client is not installed (it is kept out of the app's environment): run scripts/ensure_env.sh --openxlab."
-E_INCOMPLETE = "The download from {source} is incomplete: {detail}"
-E_OTHER = "Downloading {repo} from {source} failed: {detail}"
+E_INCOMPLETE = "The download from {source} is incomplete (see the details)."
+E_OTHER = "Downloading {repo} from {source} failed (see the details)."
 E_NO_SOURCE = "None of the chosen sources has this {kind}: choose another source."
-MESSAGES = [E_NETWORK, E_GATED, E_AUTH, E_NOT_FOUND, E_DISK, E_DISK_FULL, E_NO_CLIENT, E_INCOMPLETE, E_OTHER, E_NO_SOURCE]
+MESSAGES = [E_GATED, E_AUTH, E_NOT_FOUND, E_DISK, E_DISK_FULL, E_NO_CLIENT, E_INCOMPLETE, E_OTHER, E_NO_SOURCE]
 TOKEN_ENV = {"huggingface": "HF_TOKEN", "modelscope": "MODELSCOPE_API_TOKEN", "openxlab": "OPENXLAB_AK / OPENXLAB_SK"}
 
 
-class DownloadError(Exception):
+class DownloadError(UserError):
     """A failure a user can act on: ``code`` (network, gated, auth, not_found, disk_full, …), an English
-    message template and its parameters."""
+    message template, its parameters and the raw text behind it (``details``)."""
 
-    def __init__(self, code: str, text: str, **params):
-        super().__init__(text.format(**params))
-        self.code, self.text, self.params = code, text, params
+    def __init__(self, code: str, text: str, *, details: str = "", **params):
+        super().__init__(text, details=details, **params)
+        self.code = code
 
     def as_dict(self) -> dict:
-        return {"code": self.code, "text": self.text, "params": self.params, "message": str(self)}
+        return {**super().as_dict(), "code": self.code}
 
 
 # --- where things are --------------------------------------------------------------------------
@@ -226,20 +225,12 @@ def finished_downloads(cache: str | os.PathLike, kind: str) -> list[Path]:
 
 
 # --- errors -----------------------------------------------------------------------------------------
-def _chain(exc: BaseException):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
 def classify(exc: BaseException, source: str, repo: str, endpoint: str) -> DownloadError:
     """The user-facing error for an exception raised by a hub client."""
     if isinstance(exc, DownloadError):
         return exc
     base = {"source": source, "repo": repo}
-    for e in _chain(exc):
+    for e in chain(exc):
         name = type(e).__name__
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return DownloadError("disk_full", E_DISK_FULL, repo=repo)
@@ -250,20 +241,15 @@ def classify(exc: BaseException, source: str, repo: str, endpoint: str) -> Downl
         if name in ("AuthenticationError", "PermissionDeniedError"):
             return DownloadError("auth", E_AUTH, status=getattr(e, "status_code", None) or 401,
                                  token_env=TOKEN_ENV[source], **base)
-        if name in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "NetworkError",
-                    "ConnectionRefusedError", "gaierror", "OfflineModeIsEnabled", "ConnectError"):
-            return DownloadError("network", E_NETWORK, endpoint=endpoint, detail=_short(e), **base)
+        net = network_error(e, endpoint)
+        if net is not None:  # "Cannot reach huggingface (https://…): its name cannot be resolved …"
+            return DownloadError("network", net.text, details=net.details, host=f"{source} ({endpoint})")
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status in (401, 403):
             return DownloadError("auth", E_AUTH, status=status, token_env=TOKEN_ENV[source], **base)
         if status == 404:
             return DownloadError("not_found", E_NOT_FOUND, **base)
-    return DownloadError("other", E_OTHER, detail=_short(exc), **base)
-
-
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text[:300]
+    return DownloadError("other", E_OTHER, details=f"{type(exc).__name__}: {exc}"[:4000], **base)
 
 
 # --- the download process ---------------------------------------------------------------------------
@@ -427,8 +413,8 @@ def _fetch_openxlab(repo: str, kind: str, dest: Path) -> None:
                          capture_output=True, text=True)
     sys.stdout.write(out.stdout[-4000:])
     if out.returncode != 0:
-        detail = (out.stdout + out.stderr).strip().splitlines()[-1:] or [f"exit code {out.returncode}"]
-        raise DownloadError("other", E_OTHER, source="openxlab", repo=repo, detail=detail[0][:300])
+        detail = (out.stdout + out.stderr).strip()[-4000:] or f"exit code {out.returncode}"
+        raise DownloadError("other", E_OTHER, source="openxlab", repo=repo, details=detail)
 
 
 def _attempt(p: Progress, source: str, repo: str, kind: str, dest: Path, cache_root: Path, revision: Optional[str],
@@ -461,7 +447,7 @@ def _attempt(p: Progress, source: str, repo: str, kind: str, dest: Path, cache_r
     p.set(state="verifying")
     bad = _verify(dest, files)
     if bad:
-        raise DownloadError("incomplete", E_INCOMPLETE, source=source, detail="; ".join(bad[:5]))
+        raise DownloadError("incomplete", E_INCOMPLETE, source=source, details="\n".join(bad[:20]))
     atomic_write_json(dest / MARKER, {"source": source, "repo": repo, "revision": rev, "endpoint": endpoint,
                                       "files": len(files), "bytes": total, "finished_at": time.time()})
 

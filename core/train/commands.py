@@ -18,13 +18,22 @@ from typing import Optional
 
 from core.train.launch import DEEPSPEED_PRESETS, plan_for
 from core.paths import REPO_ROOT
+from core.errors import UserError
 from core.project import Project
 
 q = shlex.quote
 _SLURM_NAME = re.compile(r"^[\w.\-]{1,64}$")
 
 
-class CommandError(ValueError):
+E_DEEPSPEED = "Unknown DeepSpeed config {name}; known: {known}."
+E_NO_MODEL = "Choose a base model (and its prompt template) on Model & Data first."
+E_PARTITION = "The Slurm partition {value} may only hold letters, digits, '.', '-' and '_'."
+E_JOB_NAME = "The Slurm job name {value} may only hold letters, digits, '.', '-' and '_'."
+E_TIME = "The Slurm time limit {value} must look like 1-00:00:00 or 24:00:00."
+MESSAGES = [E_DEEPSPEED, E_NO_MODEL, E_PARTITION, E_JOB_NAME, E_TIME]
+
+
+class CommandError(UserError):
     pass
 
 
@@ -45,9 +54,9 @@ class Layout:
 
 def _check(project: Project) -> None:
     if project.deepspeed is not None and project.deepspeed not in DEEPSPEED_PRESETS:
-        raise CommandError(f"Unknown DeepSpeed config {project.deepspeed!r}; known: {', '.join(DEEPSPEED_PRESETS)}.")
+        raise CommandError(E_DEEPSPEED, name=repr(project.deepspeed), known=", ".join(DEEPSPEED_PRESETS))
     if not project.model_path or not project.prompt_template:
-        raise CommandError("Choose a base model (and its prompt template) on Model & Data first.")
+        raise CommandError(E_NO_MODEL)
 
 
 def _train_args(project: Project, layout: Layout) -> str:
@@ -112,11 +121,11 @@ def slurm_script(project: Project, layout: Layout, partition: str = "", job_name
                  cpus_per_task: int = 8, time_limit: str = "") -> str:
     """An ``sbatch`` script: ``srun`` starts one task per GPU on every node."""
     _check(project)
-    for label, value in (("partition", partition), ("job name", job_name)):
+    for text, value in ((E_PARTITION, partition), (E_JOB_NAME, job_name)):
         if value and not _SLURM_NAME.match(value):
-            raise CommandError(f"The Slurm {label} {value!r} may only hold letters, digits, '.', '-' and '_'.")
+            raise CommandError(text, value=repr(value))
     if time_limit and not re.match(r"^[\d:\-]{1,16}$", time_limit):
-        raise CommandError(f"The Slurm time limit {time_limit!r} must look like 1-00:00:00 or 24:00:00.")
+        raise CommandError(E_TIME, value=repr(time_limit))
     gpus = plan_for(project).nproc_per_node
     lines = ["#!/usr/bin/env bash", f"#SBATCH --job-name={job_name or 'xtuner'}"]
     if partition:

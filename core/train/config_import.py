@@ -16,6 +16,7 @@ from typing import Any, Optional, get_args
 
 from pydantic import ValidationError
 
+from core.errors import UserError
 from core.project import Hyperparams, Project
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names, top_level_names
 from core.data.templates import PROMPT_TEMPLATES
@@ -35,7 +36,13 @@ _ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, 
           ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}
 
 
-class ConfigImportError(ValueError):
+E_TOO_LARGE = "The file is larger than 1 MB: that is not an XTuner config."
+E_SYNTAX = "Not valid Python (line {line}: {error})."
+E_NOT_UTF8 = "The file is not UTF-8 text."
+MESSAGES = [E_TOO_LARGE, E_SYNTAX, E_NOT_UTF8]
+
+
+class ConfigImportError(UserError):
     """The file cannot be read as a Python config; the message says where."""
 
 
@@ -76,11 +83,11 @@ class ImportedConfig:
 def parse_config(text: str) -> ImportedConfig:
     """Map an XTuner config's text onto the project's fields (see the module docstring)."""
     if len(text.encode("utf-8", errors="replace")) > _MAX_BYTES:
-        raise ConfigImportError("The file is larger than 1 MB: that is not an XTuner config.")
+        raise ConfigImportError(E_TOO_LARGE)
     try:
         tree = ast.parse(text)
     except SyntaxError as e:
-        raise ConfigImportError(f"Not valid Python (line {e.lineno}: {e.msg}).") from None
+        raise ConfigImportError(E_SYNTAX, line=e.lineno, error=e.msg) from None
     return _Reader(text, tree).read()
 
 

@@ -14,6 +14,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, field_validator
 
+from core.errors import UserError
 from core.project import Hyperparams, Method, Project
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names, settings, top_level_names
 from core.data.templates import PROMPT_TEMPLATES
@@ -24,7 +25,16 @@ Device = Literal["cpu", "cuda"]
 DATASET_MAP_FNS = {"openai": "openai_map_fn", "alpaca": "alpaca_map_fn"}
 
 
-class ConfigError(ValueError):
+E_TEMPLATE = "Unknown prompt template {name}; known: {known}."
+E_TOO_MANY_QUESTIONS = "At most {n} evaluation questions."
+E_MISSING = "The project has no {missing} yet: choose them on the Model & Data page."
+E_LITERAL = "Cannot write {value} as a Python literal."
+E_QLORA_CPU = ("QLoRA needs an NVIDIA GPU: its 4-bit base model (bitsandbytes) cannot train on the CPU. "
+               "Choose LoRA or full fine-tuning here, or run on a GPU machine.")
+MESSAGES = [E_TEMPLATE, E_TOO_MANY_QUESTIONS, E_MISSING, E_LITERAL, E_QLORA_CPU]
+
+
+class ConfigError(UserError):
     """The spec cannot make a config that trains here; the message says what to change."""
 
 
@@ -48,24 +58,24 @@ class TrainSpec(BaseModel):
     @classmethod
     def _known_template(cls, v: str) -> str:
         if v not in PROMPT_TEMPLATES:
-            raise ValueError(f"Unknown prompt template {v!r}; known: {', '.join(sorted(PROMPT_TEMPLATES))}.")
+            raise ConfigError(E_TEMPLATE, name=repr(v), known=", ".join(sorted(PROMPT_TEMPLATES)))
         return v
 
     @field_validator("evaluation_inputs")
     @classmethod
     def _eval_count(cls, v: list[str]) -> list[str]:
         if len(v) > MAX_EVALUATION_QUESTIONS:
-            raise ValueError(f"At most {MAX_EVALUATION_QUESTIONS} evaluation questions.")
+            raise ConfigError(E_TOO_MANY_QUESTIONS, n=MAX_EVALUATION_QUESTIONS)
         return v
 
 
 def spec_from_project(project: Project, device: Device, progress_file: str | None = None,
                       stop_file: str | None = None) -> TrainSpec:
-    missing = [label for label, value in (("a base model", project.model_path),
-                                          ("a dataset", project.dataset_path),
-                                          ("a prompt template", project.prompt_template)) if not value]
+    missing = [label for label, value in (("model_path", project.model_path),
+                                          ("dataset_path", project.dataset_path),
+                                          ("prompt_template", project.prompt_template)) if not value]
     if missing:
-        raise ConfigError(f"The project has no {' and no '.join(missing)} yet: choose them on the Model & Data page.")
+        raise ConfigError(E_MISSING, missing=", ".join(missing))
     return TrainSpec(
         method=project.method,
         model_path=project.model_path,
@@ -97,17 +107,14 @@ def lit(value) -> str:
     """A Python literal for ``value`` that reads back as exactly the same value."""
     text = repr(value)
     if ast.literal_eval(text) != value:  # pragma: no cover - repr of plain values always round-trips
-        raise ConfigError(f"Cannot write {value!r} as a Python literal.")
+        raise ConfigError(E_LITERAL, value=repr(value))
     return text
 
 
 def check_trainable(spec: TrainSpec) -> None:
     """Refuse combinations that cannot train on this device, with the reason."""
     if spec.method == "qlora" and spec.device != "cuda":
-        raise ConfigError(
-            "QLoRA needs an NVIDIA GPU: its 4-bit base model (bitsandbytes) cannot train on the CPU. "
-            "Choose LoRA or full fine-tuning here, or run on a GPU machine."
-        )
+        raise ConfigError(E_QLORA_CPU)
 
 
 def render_config(spec: TrainSpec) -> str:

@@ -27,6 +27,7 @@ from typing import Optional
 from pydantic import BaseModel, Field
 
 from core.paths import python_executable
+from core.errors import UserError
 
 # XTuner 0.2.0's xtuner/configs/deepspeed/*.json, by the name ``--deepspeed`` accepts
 DEEPSPEED_PRESETS = (
@@ -57,9 +58,9 @@ class Why:
         return self.template.format(**self.params)
 
 
-class LaunchError(ValueError):
+class LaunchError(UserError):
     def __init__(self, why: Why):
-        super().__init__(str(why))
+        super().__init__(why.template, **why.params)
         self.why = why
 
 

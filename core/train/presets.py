@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from core.train.config_import import parse_config_file
 from core.fsutil import atomic_write_json, read_json
+from core.errors import UserError
 from core.project import Hyperparams, Method, Project
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, METHODS, defaults
 
@@ -97,7 +98,14 @@ class UserPreset(BaseModel):
         return Project.model_validate(project.model_dump() | data)
 
 
-class PresetError(ValueError):
+E_NAME = "Preset name {name} is not allowed: use 1-64 letters, digits, '-', '_', '.' or spaces."
+E_NOT_JSON = "{path} is not valid JSON (see the details)."
+E_NO_PRESET = "No preset named {name}."
+E_INVALID = "{path} is not a valid preset (see the details)."
+MESSAGES = [E_NAME, E_NOT_JSON, E_NO_PRESET, E_INVALID]
+
+
+class PresetError(UserError):
     pass
 
 
@@ -108,7 +116,7 @@ def presets_dir(workspace: str | Path) -> Path:
 def check_preset_name(name: str) -> str:
     name = (name or "").strip()
     if not _PRESET_NAME.match(name) or ".." in name:
-        raise PresetError(f"Preset name {name!r} is not allowed: use 1-64 letters, digits, '-', '_', '.' or spaces.")
+        raise PresetError(E_NAME, name=repr(name))
     return name
 
 
@@ -128,10 +136,10 @@ def load_user_preset(workspace: str | Path, name: str) -> UserPreset:
     try:
         data = read_json(path)
     except ValueError as e:
-        raise PresetError(f"{path} is not valid JSON ({e}).") from None
+        raise PresetError(E_NOT_JSON, details=str(e), path=str(path)) from None
     if data is None:
-        raise PresetError(f"No preset named {name!r}.")
+        raise PresetError(E_NO_PRESET, name=repr(name))
     try:
         return UserPreset.model_validate(data)
     except ValidationError as e:
-        raise PresetError(f"{path} is not a valid preset: {e.errors()[0]['msg']}") from None
+        raise PresetError(E_INVALID, details=str(e), path=str(path)) from None

@@ -35,6 +35,23 @@ from core.train.launch import LaunchPlan
 from core.results.metrics import last_record, read_progress
 from core.paths import REPO_ROOT
 from core.project import Project
+from core.errors import NotFound
+
+E_NO_CHECKPOINT = "Checkpoint {path} does not exist."
+E_INCOMPLETE = "Checkpoint {path} is incomplete (its save was interrupted); choose another."
+E_INCOMPLETE_RESUME = "Checkpoint {name} is incomplete (its save was interrupted); resume from an earlier one."
+E_SAVED_WITH_DS = ("Checkpoint {name} was saved with DeepSpeed and this run would train without it: use the same "
+                   "DeepSpeed setting as the source run.")
+E_SAVED_WITHOUT_DS = ("Checkpoint {name} was saved without DeepSpeed and this run would train with it: use the same "
+                      "DeepSpeed setting as the source run.")
+E_FOREIGN = "{path} is not a checkpoint of a run of this workspace."
+E_METHOD = "Checkpoint {name} comes from a {theirs} run; this project trains with {ours}. Warm start needs the same method."
+E_BASE = ("Checkpoint {name} was trained on the base model {theirs}; this project uses {ours}. Warm start needs the "
+          "same base model.")
+E_SHAPE = ("Checkpoint {name} holds a LoRA adapter of rank {theirs} (targets {their_targets}); this project asks for "
+           "rank {ours} (targets {our_targets}). Warm start needs the same adapter shape.")
+MESSAGES = [E_NO_CHECKPOINT, E_INCOMPLETE, E_INCOMPLETE_RESUME, E_SAVED_WITH_DS, E_SAVED_WITHOUT_DS, E_FOREIGN,
+            E_METHOD, E_BASE, E_SHAPE]
 
 _CKPT = re.compile(r"^iter_(\d+)\.pth$")
 GRACEFUL_STOP_S = 180.0  # a stop waits this long for the checkpoint save before signals
@@ -187,31 +204,26 @@ def check_warm_start(project: Project, checkpoint: Path, plan: LaunchPlan) -> No
     way (DeepSpeed saves directories, plain runs files)."""
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
-        raise ConfigError(f"Checkpoint {checkpoint} does not exist.")
+        raise ConfigError(E_NO_CHECKPOINT, path=str(checkpoint))
     if not checkpoint_complete(checkpoint):
-        raise ConfigError(f"Checkpoint {checkpoint} is incomplete (its save was interrupted); choose another.")
+        raise ConfigError(E_INCOMPLETE, path=str(checkpoint))
     if checkpoint.is_dir() != bool(plan.deepspeed):
-        made, now = ("with", "without") if checkpoint.is_dir() else ("without", "with")
-        raise ConfigError(f"Checkpoint {checkpoint.name} was saved {made} DeepSpeed and this run would train {now} it: "
-                          "use the same DeepSpeed setting as the source run.")
+        raise ConfigError(E_SAVED_WITH_DS if checkpoint.is_dir() else E_SAVED_WITHOUT_DS, name=checkpoint.name)
     source = run_of_checkpoint(checkpoint)
     spec = source.spec if source else {}
     if not spec:
-        raise ConfigError(f"{checkpoint} is not a checkpoint of a run of this workspace.")
+        raise ConfigError(E_FOREIGN, path=str(checkpoint))
     if spec.get("method") != project.method:
-        raise ConfigError(f"Checkpoint {checkpoint.name} comes from a {spec.get('method')} run; this project trains "
-                          f"with {project.method}. Warm start needs the same method.")
+        raise ConfigError(E_METHOD, name=checkpoint.name, theirs=spec.get("method"), ours=project.method)
     if spec.get("model_path") != project.model_path:
-        raise ConfigError(f"Checkpoint {checkpoint.name} was trained on the base model {spec.get('model_path')}; this "
-                          f"project uses {project.model_path}. Warm start needs the same base model.")
+        raise ConfigError(E_BASE, name=checkpoint.name, theirs=spec.get("model_path"), ours=project.model_path)
     if project.method != "full":
         hp = spec.get("hyperparams") or {}
         mine = project.hyperparams
         if hp.get("lora_r") != mine.lora_r or (hp.get("lora_target_modules") or None) != (mine.lora_target_modules or None):
-            raise ConfigError(f"Checkpoint {checkpoint.name} holds a LoRA adapter of rank {hp.get('lora_r')} "
-                              f"(targets {hp.get('lora_target_modules') or 'all linear layers'}); this project asks "
-                              f"for rank {mine.lora_r} (targets {mine.lora_target_modules or 'all linear layers'}). "
-                              "Warm start needs the same adapter shape.")
+            raise ConfigError(E_SHAPE, name=checkpoint.name, theirs=hp.get("lora_r"), ours=mine.lora_r,
+                              their_targets=", ".join(hp.get("lora_target_modules") or ["*"]),
+                              our_targets=", ".join(mine.lora_target_modules or ["*"]))
 
 
 def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
@@ -297,10 +309,9 @@ def start_training(project: Project, run: Run, resume_from: Optional[Path] = Non
     if resume_from is not None:
         resume_from = Path(resume_from)
         if not resume_from.exists():
-            raise FileNotFoundError(f"Checkpoint {resume_from} does not exist.")
+            raise NotFound(E_NO_CHECKPOINT, path=str(resume_from))
         if not checkpoint_complete(resume_from):
-            raise ConfigError(f"Checkpoint {resume_from.name} is incomplete (its save was interrupted); "
-                              "resume from an earlier one.")
+            raise ConfigError(E_INCOMPLETE_RESUME, name=resume_from.name)
     step = Step(
         name="resume training" if resume_from else "train",
         argv=train_argv(run, resume_from),
