@@ -43,6 +43,8 @@ tab_curves, tab_evals, tab_ckpts, tab_compare = st.tabs(
 def curves() -> bool:
     if not run_charts.show(run, "res", x_max=run.progress().get("max_iters")):
         st.caption(t("No data yet: the curves appear after the first logged iterations."))
+    elif "memory" not in run_charts.curves_of(run).keys():
+        st.caption(t("GPU memory: none logged (XTuner logs it on a GPU only)."))
     j = run.job()
     return j is not None and j.active
 
