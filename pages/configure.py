@@ -134,7 +134,7 @@ if submitted:
     except ValidationError as e:
         show_error(e)
     except NotANumber as e:
-        st.error(t("{label} must be a whole number, or empty.", label=e.label))
+        show_error(e)
 
 # --- launch settings: edited (and checked against this machine) on Train ------------------------
 st.subheader(t("GPUs"))

@@ -9,7 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.train.hyperparams import Hyperparams, Setting, settings
+from core.errors import UserError
+from core.train.hyperparams import E_NOT_A_NUMBER, Hyperparams, Setting, settings
 from ui.i18n import t
 
 
@@ -83,12 +84,11 @@ def _group(container, group: str, hp: Hyperparams, method: str) -> dict[str, Any
     return raw
 
 
-class NotANumber(ValueError):
-    """A text widget holds something that is not a whole number."""
+class NotANumber(UserError):
+    """A text widget holds something that is not a whole number (``label``: the widget's translated label)."""
 
     def __init__(self, label: str):
-        super().__init__(label)
-        self.label = label
+        super().__init__(E_NOT_A_NUMBER, label=label)
 
 
 def hyperparams_from(hp: Hyperparams, raw: dict[str, Any]) -> Hyperparams:

@@ -15,6 +15,7 @@ import streamlit as st
 
 from core import jobs
 from core.results.metrics import LogTail
+from ui.errors import show_job_end
 from ui.i18n import t
 
 
@@ -65,7 +66,7 @@ def panel(job_dir: str | Path, what: str, key: str, period: float = 2.0, running
         elif j.state == "succeeded":
             st.success(done or t("{what}: done in {s} s.", what=what, s=int(j.duration_s or 0)))
         else:
-            st.error(t("{what} {state}: {reason}", what=what, state=t(j.state), reason=j.reason or ""))
+            show_job_end(j, what)
         with st.expander(log_title or t("Log")):
             st.code(log_tail(job_dir, key) or " ", language="log")
         if after is not None:

@@ -19,6 +19,9 @@ from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 from pydantic import BaseModel, Field
 
+E_NOT_A_NUMBER = "{label} must be a whole number, or empty."  # a text widget of a whole-number setting
+MESSAGES = [E_NOT_A_NUMBER]
+
 METHODS = ("qlora", "lora", "full")
 ADAPTER = ("qlora", "lora")
 MAX_EVALUATION_QUESTIONS = 10  # XTuner asks every one at each evaluation; more makes evaluation slow
