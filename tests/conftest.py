@@ -45,7 +45,7 @@ def smoke_run(tmp_path_factory) -> SmokeRun:
     converts and merges the last checkpoint and asks both models the demo question (~1 min)."""
     ws = tmp_path_factory.mktemp("trained_ws")
     out = subprocess.run([sys.executable, "-m", "core.smoke", "--workspace", str(ws), "--device", "cpu"],
-                         cwd=REPO, capture_output=True, text=True, timeout=900)
+                         cwd=REPO, capture_output=True, text=True, timeout=1800)
     runs_dir = ws / "projects" / "demo" / "runs"
     run_dirs = sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []
     return SmokeRun(ws, out.returncode, out.stdout, out.stderr, run_dirs)
