@@ -120,7 +120,7 @@ class Job(BaseModel):
         return cls(id="", kind="unknown", steps=[], state="damaged", reason=str(problem))
 
     def attempt_record(self) -> dict:
-        return {"attempt": self.attempt, "state": self.state, "started_at": self.started_at,
+        return {"attempt": self.attempt, "id": self.id, "state": self.state, "started_at": self.started_at,
                 "ended_at": self.ended_at, "duration_s": self.duration_s, "exit_code": self.exit_code,
                 "reason": self.reason, "meta": self.meta}
 
