@@ -28,9 +28,10 @@ project = session.require_project()
 
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":green[:material/play_circle:]",
                "succeeded": ":green[:material/check_circle:]", "failed": ":red[:material/error:]",
-               "stopped": ":orange[:material/stop_circle:]", "new": ":material/draft:"}
-STATE_NAMES = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
-               "stopped": "Stopped", "new": "Not started"}
+               "stopped": ":orange[:material/stop_circle:]", "new": ":material/draft:",
+               "damaged": ":red[:material/report:]"}
+STATE_NAMES = {"queued": "Starting", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
+               "stopped": "Stopped", "new": "Not started", "damaged": "Damaged"}
 
 
 def state_name(state: str) -> str:
@@ -158,6 +159,8 @@ with c2:
             st.error(str(e))
         except jobs.JobBusy as e:
             st.warning(t("Another training run is using this machine: {detail}", detail=str(e)))
+        except OSError as e:  # disk full (fsutil.DiskFull says how much is free and needed) or another I/O error
+            st.error(t("Could not start the run: {error}", error=str(e)))
         else:
             st.session_state["train_run_select"] = run.id
             st.rerun()
@@ -179,7 +182,20 @@ run_id = st.selectbox(t("Run"), ids, key="train_run_select")
 run = next(r for r in all_runs if r.id == run_id)
 job = run.job()
 
-if job is not None and job.active:
+damage = run.damage()
+if damage:
+    st.error(t("This run's state file is damaged: {detail}", detail=damage), icon=":material/report:")
+if job is not None and job.state == "damaged":
+    c1, c2 = st.columns(2)
+    if c1.button(t("Rebuild its job record"), icon=":material/build:", key="repair_job",
+                 help=t("Rebuilds job.json from the training process, if it still runs, and the files on disk.")):
+        runs.repair_job(project, run)
+        st.rerun()
+    if c2.button(t("Stop"), icon=":material/stop:", key="stop_damaged",
+                 help=t("Saves a checkpoint at the next iteration, then stops. Works from any tab.")):
+        jobs.request_stop(run.dir)
+        st.toast(t("Stop requested: saving a checkpoint at the next iteration…"))
+elif job is not None and job.active:
     if st.button(t("Stop"), icon=":material/stop:", key="stop",
                  help=t("Saves a checkpoint at the next iteration, then stops. Works from any tab.")):
         jobs.request_stop(run.dir)
@@ -203,6 +219,8 @@ elif job is not None and job.state in ("stopped", "failed"):
                 st.warning(t("Another training run is using this machine: {detail}", detail=str(e)))
             except (ConfigError, FileNotFoundError) as e:
                 st.error(str(e))
+            except OSError as e:
+                st.error(t("Could not start the run: {error}", error=str(e)))
             else:
                 st.rerun()
     else:
@@ -216,21 +234,49 @@ def _reader(kind, cls, path):
     return st.session_state[key]
 
 
+def history(current: runs.RunStatus) -> None:
+    """The run history; the selected run's row from the same reading as the header above it."""
+    st.subheader(t("Run history"))
+    summaries = [runs.summarize(r, current if r.id == run.id else None) for r in all_runs]
+    st.dataframe(
+        {
+            t("Run"): [s.id for s in summaries],
+            t("State"): [state_name(s.state) for s in summaries],
+            t("Created"): [s.created_at.replace("T", " ")[:19] for s in summaries],
+            t("Duration"): [human_duration(s.duration_s) for s in summaries],
+            t("Iterations"): [f"{s.last_iter or 0} / {s.max_iters}" if s.max_iters else "—" for s in summaries],
+            t("Final loss"): [s.final_loss for s in summaries],
+            t("Checkpoints"): [s.checkpoints for s in summaries],
+            t("Starts"): [s.attempts for s in summaries],
+            t("Warm start from"): [s.warm_start.split("/runs/")[-1] if s.warm_start else "" for s in summaries],
+            t("Results"): ["results?" + urlencode({"project": project.name, "run": s.id}) for s in summaries],
+        },
+        hide_index=True, key="history",
+        column_config={
+            t("Final loss"): st.column_config.NumberColumn(format="%.4f"),
+            t("Results"): st.column_config.LinkColumn(display_text=t("Open results")),
+        },
+    )
+
+
 @st.fragment(run_every=2.0 if (job is not None and job.active) else None)
 def live_view() -> None:
-    job = run.job()
+    status = runs.status(run)  # one reading: the header, the bar and this run's history row agree
+    job, progress = status.job, status.progress
     if job is None:
         st.warning(t("This run has no job record yet."))
+        history(status)
         return
-    progress = run.progress()
     total_s = job.total_duration_s
-    st.markdown(f"**{STATE_ICONS.get(job.state, '')} {state_name(job.state)}** · "
+    st.markdown(f"**{STATE_ICONS.get(status.state, '')} {state_name(status.state)}** · "
                 + t("run {run} · attempt {attempt} · {duration} in all",
                     run=f"`{run.id}`", attempt=job.attempt, duration=human_duration(total_s)))
     if job.reason and job.state != "succeeded":
         (st.error if job.state == "failed" else st.info)(job.reason)
     if job.escalation:
         st.warning(job.escalation)
+    if job.unsaved:
+        st.warning(t("The job's state could not be saved ({detail}); shown as read.", detail=job.unsaved))
     if job.stop_requested_at and job.active:
         st.info(t("Stopping: a checkpoint is being saved at the next iteration…"))
 
@@ -238,7 +284,7 @@ def live_view() -> None:
     eta = progress.get("eta_s")
     if eta is not None and progress.get("updated_at"):
         eta = max(0.0, eta - (time.time() - progress["updated_at"]))
-    if job.active and not progress:
+    if job.active and status.phase is None:
         st.progress(0.0, text=t("Preparing: loading the model and tokenizing the dataset…"))
     elif job.active and phase == "starting":
         st.progress(0.0, text=t("Starting: building the trainer…"))
@@ -275,6 +321,7 @@ def live_view() -> None:
     elif st.session_state.get("was_active") == run.id:
         st.session_state.pop("was_active", None)
         st.rerun()  # leave fragment mode: refresh the buttons for the finished run
+    history(status)
 
 
 live_view()
@@ -287,25 +334,3 @@ if job is not None and job.state == "succeeded":
 st.subheader(t("Machine"))
 monitor()
 
-# --- run history ----------------------------------------------------------------------------------
-st.subheader(t("Run history"))
-summaries = [runs.summarize(r) for r in all_runs]
-st.dataframe(
-    {
-        t("Run"): [s.id for s in summaries],
-        t("State"): [state_name(s.state) for s in summaries],
-        t("Created"): [s.created_at.replace("T", " ")[:19] for s in summaries],
-        t("Duration"): [human_duration(s.duration_s) for s in summaries],
-        t("Iterations"): [f"{s.last_iter or 0} / {s.max_iters}" if s.max_iters else "—" for s in summaries],
-        t("Final loss"): [s.final_loss for s in summaries],
-        t("Checkpoints"): [s.checkpoints for s in summaries],
-        t("Starts"): [s.attempts for s in summaries],
-        t("Warm start from"): [s.warm_start.split("/runs/")[-1] if s.warm_start else "" for s in summaries],
-        t("Results"): ["results?" + urlencode({"project": project.name, "run": s.id}) for s in summaries],
-    },
-    hide_index=True, key="history",
-    column_config={
-        t("Final loss"): st.column_config.NumberColumn(format="%.4f"),
-        t("Results"): st.column_config.LinkColumn(display_text=t("Open results")),
-    },
-)
