@@ -158,11 +158,12 @@ def supervise(job_dir: Path, job_id: Optional[str] = None) -> None:
         return
     _own = job.model_copy(deep=True)
     final_state, code, reason = "succeeded", 0, None
+    unfinished = None  # the step that did not succeed: its partial output is removed at the end
     try:
         for index in range(job.current_step, len(job.steps)):
             code, stopped = _run_step(job_dir, job, index)
             if code != 0 or stopped:
-                _cleanup(job_dir, job.steps[index])
+                unfinished = job.steps[index]
             if stopped:
                 final_state, reason = "stopped", f"Stopped on request during '{job.steps[index].name}' ({describe_exit(code)})."
                 break
@@ -188,13 +189,15 @@ def supervise(job_dir: Path, job_id: Optional[str] = None) -> None:
     while True:  # the final state must land: retry (space may be freed) rather than die silently
         try:
             update_job(job_dir, mark_done)
-            return
+            break
         except Exception as exc:
             print(f"[{time.strftime('%H:%M:%S')}] could not record the final state {final_state!r}: {exc!r}",
                   file=sys.stderr, flush=True)
             if time.monotonic() > deadline:
                 raise
             time.sleep(2.0)
+    if unfinished is not None:  # after the state, so the end is recorded without waiting for it
+        _cleanup(job_dir, unfinished)
 
 
 def main() -> int:
