@@ -50,21 +50,34 @@ def project_name() -> Optional[str]:
 
 
 def current_project() -> Optional[Project]:
+    """The open project; None when none is open or its file is damaged (``damage_notice`` says so)."""
     name = project_name()
     if not name:
         return None
     try:
         return store().load(name)
+    except ProjectDamaged:
+        return None
+    except ProjectError as e:
+        st.error(str(e))
+        return None
+
+
+def damage_notice() -> None:
+    """Above every page: the open project's file is damaged, with the repair (its last good copy)."""
+    name = project_name()
+    if not name:
+        return
+    try:
+        store().load(name)
     except ProjectDamaged as e:
         st.error(t("This project's state file is damaged: {detail}", detail=str(e.problem)))
         if e.restorable and st.button(t("Restore its last good copy"), key="restore_project",
                                       icon=":material/restore:"):
             store().restore(name)
             st.rerun()
-        return None
-    except ProjectError as e:
-        st.error(str(e))
-        return None
+    except ProjectError:
+        pass
 
 
 def open_project(name: str) -> None:

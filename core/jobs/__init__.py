@@ -7,6 +7,7 @@ A job is a directory::
     job.log         stdout+stderr of the steps, appended
     stop.request    present when a stop was asked for (the training hook and the supervisor poll it)
     supervisor.log  the supervisor's own errors, if any
+    .space_reserve  a little space held for the final state: deleted to write it on a full disk
 
 ``start_job`` spawns ``python -m core.jobs.supervisor <dir>`` in a new session with no pipes to the
 caller, so a job outlives the Streamlit server, the browser tab and the SSH tunnel. Liveness is
@@ -43,6 +44,8 @@ from core.paths import REPO_ROOT, python_executable
 State = Literal["queued", "running", "succeeded", "failed", "stopped", "damaged"]
 ACTIVE_STATES = ("queued", "running")
 START_GRACE_S = 30.0  # a queued job whose supervisor has not registered is failed only after this
+RESERVE_FILE = ".space_reserve"  # freed by the supervisor to record the end on a full disk
+RESERVE_BYTES = 256 * 1024
 SUPERVISOR_ENV = "XTUNER_STUDIO_SUPERVISOR"  # "pid:create_time" of a step's supervisor, for it to watch
 DISK_FULL_MARKS = ("No space left on device", "Disk quota exceeded")
 
@@ -287,6 +290,8 @@ def start_job(
                 if before_spawn is not None:
                     before_spawn()
                 _save(job_dir, job)
+                with open(job_dir / RESERVE_FILE, "wb") as f:
+                    f.write(bytes(RESERVE_BYTES))
                 if exclusive:  # the claim goes with the state: both written under the claim's lock
                     atomic_write_json(exclusive, {"job_dir": str(job_dir), "job_id": job.id})
                 job.supervisor = _spawn_supervisor(job_dir, job.id, secret_env)

@@ -193,6 +193,9 @@ def supervise(job_dir: Path, job_id: Optional[str] = None) -> None:
         except Exception as exc:
             print(f"[{time.strftime('%H:%M:%S')}] could not record the final state {final_state!r}: {exc!r}",
                   file=sys.stderr, flush=True)
+            if jobs.is_disk_full(exc) and (job_dir / jobs.RESERVE_FILE).exists():
+                (job_dir / jobs.RESERVE_FILE).unlink()  # the space held for this moment
+                continue
             if time.monotonic() > deadline:
                 raise
             time.sleep(2.0)
