@@ -22,7 +22,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-def wait_for(predicate, timeout=120.0, every=0.05):
+def wait_for(predicate, timeout=300.0, every=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
