@@ -36,8 +36,8 @@ def make_project(ws, demo_workspace, **hp):
     demo = ProjectStore(demo_workspace).load("demo")
     return ProjectStore(ws).create(
         "demo", method="lora", model_path=demo.model_path, dataset_path=demo.dataset_path,
-        prompt_template=DEMO_TEMPLATE, evaluation_inputs=["Who are you?"],
-        hyperparams=demo_hyperparams().model_copy(update={"save_steps": 5, **hp}))
+        prompt_template=DEMO_TEMPLATE, evaluation_inputs=[],  # no chat evaluation: only the fault is timed
+        hyperparams=demo_hyperparams().model_copy(update={"save_steps": 5, "evaluation_freq": 1000, **hp}))
 
 
 def at_iteration(run, n):
