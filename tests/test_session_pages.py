@@ -40,3 +40,18 @@ def test_home_shows_a_run_in_progress_in_another_project(workspace):
     finally:
         jobs.request_stop(run_dir)
         jobs.wait_job(run_dir, timeout=30)
+
+
+def test_an_edit_on_a_full_disk_says_so_and_the_page_goes_on(workspace, monkeypatch):
+    import errno
+
+    ProjectStore(workspace).create("alpha", method="lora")
+    at = open_page(workspace, "pages/model_data.py", project="alpha")
+
+    def full(self, project):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ProjectStore, "save", full)
+    at.radio[0].set_value(at.radio[0].options[2]).run()
+    assert not at.exception
+    assert any("Could not save the project" in e.value and "No space left" in e.value for e in at.error)

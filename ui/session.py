@@ -96,7 +96,12 @@ def close_project() -> None:
 
 
 def save_project(project: Project) -> Project:
-    return store().save(project)
+    """Save the project; on a full disk (or another I/O error) say so and go on with it unsaved."""
+    try:
+        return store().save(project)
+    except OSError as e:
+        st.error(t("Could not save the project: {error}", error=str(e)))
+        return project
 
 
 def require_project() -> Project:
