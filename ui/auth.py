@@ -38,7 +38,7 @@ def _token(password: str) -> str:
 
 
 def cookie_ok(value: str | None, password: str) -> bool:
-    return bool(value) and hmac.compare_digest(value, _token(password))
+    return isinstance(value, str) and bool(value) and hmac.compare_digest(value, _token(password))
 
 
 def expected_password() -> str | None:
