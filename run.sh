@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/ensure_env.sh
-exec .venv/bin/python -m streamlit run Home.py "$@"
+exec .venv/bin/python -m streamlit run serve.py "$@"  # Home.py behind the password gate (ui/auth.py)

@@ -1,11 +1,16 @@
-"""Small file-system helpers: atomic writes and safe reads."""
+"""Small file-system helpers: atomic writes, safe reads, the one reader of state files, disk-full
+messages."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -38,6 +43,77 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
             return json.load(f)
     except FileNotFoundError:
         return default
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A state file that exists but cannot be used: which file and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def read_state(path: str | os.PathLike, model=None):
+    """The one reader of state files (job.json, project.json, run.json): the content (validated
+    into the pydantic ``model`` when given), ``None`` when the file is missing, ``Unreadable`` with
+    the reason when it is truncated, corrupt, invalid or cannot be read. Never raises."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        return Unreadable(path, f"cannot be read ({e})")
+    if not text.strip():
+        return Unreadable(path, "the file is empty")
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        return Unreadable(path, f"not valid JSON ({e})")
+    if model is None:
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "value"
+        return Unreadable(path, f"invalid content ({where}: {first['msg']})")
+
+
+MB = 1024 * 1024
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+E_DISK_FULL = "disk full: {free} MB free in {dir}"
+E_DISK_FULL_NEEDS = "disk full: {free} MB free in {dir}, the run needs about {needs} MB"
+MESSAGES = [E_DISK_FULL, E_DISK_FULL_NEEDS]
+
+
+class DiskFull(OSError):
+    """Not enough free space for what was asked: how much is free (measured now) and needed."""
+
+    def __init__(self, directory: str | os.PathLike, needs_bytes: int | None = None):
+        from core.machine.system import disk_free
+
+        self.text = E_DISK_FULL_NEEDS if needs_bytes else E_DISK_FULL
+        self.params = {"free": disk_free(directory) // MB, "dir": str(directory)}
+        if needs_bytes:
+            self.params["needs"] = -(-needs_bytes // MB)
+        super().__init__(errno.ENOSPC, self.text.format(**self.params))
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def disk_full_message(directory: str | os.PathLike, needs_bytes: int | None = None) -> str:
+    """``disk full: N MB free in DIR, the run needs about M MB`` with the free space measured now."""
+    return str(DiskFull(directory, needs_bytes))
 
 
 def dir_size(path: str | os.PathLike) -> int:

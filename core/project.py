@@ -3,6 +3,7 @@
 On disk::
 
     <workspace>/projects/<name>/project.json
+    <workspace>/projects/<name>/project.json.good   the last good copy (restored when the file is damaged)
     <workspace>/projects/<name>/data/          datasets uploaded or converted
     <workspace>/projects/<name>/runs/<run-id>/ one directory per training run
 """
@@ -19,7 +20,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from core.errors import UserError
-from core.fsutil import atomic_write_json, read_json
+from core.fsutil import Unreadable, atomic_write_json, atomic_write_text, read_state
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, Hyperparams  # noqa: F401 - Hyperparams is part of a project
 
 Method = Literal["qlora", "lora", "full"]
@@ -39,7 +40,9 @@ E_NO_PROJECT = "No project {name} in {root}."
 E_BAD_FILE = "{path} is not a valid project file (see the details): {fields}."
 E_INVALID = "These project settings are not valid (see the details): {fields}."
 E_TOO_MANY_QUESTIONS = "At most {n} evaluation questions."
-MESSAGES = [E_NAME, E_EXISTS, E_NO_PROJECT, E_BAD_FILE, E_INVALID, E_TOO_MANY_QUESTIONS]
+E_DAMAGED = "This project's file is damaged: {problem}."
+E_NO_GOOD_COPY = "No good copy of {path} to restore ({why})."
+MESSAGES = [E_NAME, E_EXISTS, E_NO_PROJECT, E_BAD_FILE, E_INVALID, E_TOO_MANY_QUESTIONS, E_DAMAGED, E_NO_GOOD_COPY]
 
 
 class ProjectError(UserError):
@@ -97,6 +100,19 @@ class Project(BaseModel):
         return self.dir / "data"
 
 
+class ProjectDamaged(ProjectError):
+    """``project.json`` cannot be read; ``problem`` says which file and why, ``restorable`` whether a
+    last good copy exists (``ProjectStore.restore``)."""
+
+    def __init__(self, problem: Unreadable, restorable: bool):
+        super().__init__(E_DAMAGED, problem=str(problem))
+        self.problem = problem
+        self.restorable = restorable
+
+
+GOOD_COPY = "project.json.good"
+
+
 def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -136,7 +152,7 @@ class ProjectStore:
         try:
             (tmp / "data").mkdir()
             (tmp / "runs").mkdir()
-            atomic_write_json(tmp / "project.json", project.model_dump(mode="json"))
+            _write(tmp, project)
             os.rename(tmp, self.root / name)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -145,14 +161,13 @@ class ProjectStore:
         return project
 
     def load(self, name: str) -> Project:
+        """The project; ``ProjectDamaged`` when its file is truncated, corrupt or invalid."""
         path = self.root / name / "project.json"
-        data = read_json(path)
-        if data is None:
+        project = read_state(path, Project)
+        if project is None:
             raise ProjectError(E_NO_PROJECT, name=repr(name), root=str(self.root))
-        try:
-            project = Project.model_validate(data)
-        except ValidationError as e:
-            raise ProjectError(E_BAD_FILE, details=str(e), path=str(path), fields=_fields(e)) from None
+        if isinstance(project, Unreadable):
+            raise ProjectDamaged(project, isinstance(read_state(path.with_name(GOOD_COPY), Project), Project))
         # A workspace moved as a whole keeps working: the directory we found it in wins.
         return project.model_copy(update={"workspace": str(self.workspace)})
 
@@ -161,8 +176,27 @@ class ProjectStore:
             project = Project.model_validate(project.model_dump() | {"updated_at": _now()})
         except ValidationError as e:
             raise ProjectError(E_INVALID, details=str(e), fields=_fields(e)) from None
-        atomic_write_json(self.root / project.name / "project.json", project.model_dump(mode="json"))
+        _write(self.root / project.name, project)
         return project
+
+    def restore(self, name: str) -> Project:
+        """Put the last good copy of a damaged ``project.json`` back (the damaged file is kept
+        beside it as ``project.json.damaged``)."""
+        folder = self.root / name
+        good = read_state(folder / GOOD_COPY, Project)
+        if not isinstance(good, Project):
+            raise ProjectError(E_NO_GOOD_COPY, path=str(folder / "project.json"), why=str(good or "missing"))
+        if (folder / "project.json").exists():
+            os.replace(folder / "project.json", folder / "project.json.damaged")
+        atomic_write_text(folder / "project.json", (folder / GOOD_COPY).read_text(encoding="utf-8"))
+        return self.load(name)
+
+
+def _write(folder: Path, project: Project) -> None:
+    """project.json and its good copy, each written atomically."""
+    data = project.model_dump(mode="json")
+    atomic_write_json(folder / "project.json", data)
+    atomic_write_json(folder / GOOD_COPY, data)
 
 
 def _fields(e: ValidationError) -> str:

@@ -3,14 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.fsutil import atomic_write_json, read_json
+from core.fsutil import atomic_write_json, read_state
 
 
 def load(workspace: str | Path) -> dict:
-    try:
-        data = read_json(Path(workspace) / "settings.json", {})
-    except ValueError:
-        data = {}
+    data = read_state(Path(workspace) / "settings.json")
     return data if isinstance(data, dict) else {}
 
 

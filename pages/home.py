@@ -9,6 +9,7 @@ from core.fsutil import human_bytes
 from core.jobs import Step
 from core.paths import REPO_ROOT, resolve_user_path
 from core.project import METHOD_LABELS, ProjectError
+from core.train import runs
 from ui import job_status, session
 from ui.errors import show_error
 from ui.i18n import t
@@ -60,6 +61,23 @@ if st.session_state.get("flash"):
 # --- projects ----------------------------------------------------------------------------------
 st.subheader(t("Projects"))
 names = session.store().list()
+for other in names:  # a run in progress anywhere in the workspace (coming back after the tunnel dropped)
+    try:
+        other_project = session.store().load(other)
+    except ProjectError:
+        continue
+    active_run = runs.active_training(other_project)
+    if active_run is None:
+        continue
+    status = runs.status(active_run)
+    c1, c2 = st.columns([4, 1])
+    c1.info(t("Run {run} of project **{project}** is training: iteration {it} of {total}.", run=active_run.id,
+              project=other, it=status.iteration or 0, total=status.max_iters or "?"),
+            icon=":material/model_training:")
+    if c2.button(t("Open it"), key=f"goto_run_{other}", icon=":material/arrow_forward:"):
+        session.open_project(other)
+        st.session_state["train_run_select"] = active_run.id
+        st.switch_page("pages/train.py")
 left, right = st.columns(2)
 with left:
     st.markdown("**" + t("Open") + "**")

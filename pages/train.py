@@ -27,7 +27,8 @@ project = session.require_project()
 
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":green[:material/play_circle:]",
                "succeeded": ":green[:material/check_circle:]", "failed": ":red[:material/error:]",
-               "stopped": ":orange[:material/stop_circle:]", "new": ":material/draft:"}
+               "stopped": ":orange[:material/stop_circle:]", "new": ":material/draft:",
+               "damaged": ":red[:material/report:]"}
 
 
 def state_name(state: str) -> str:
@@ -167,7 +168,7 @@ with c2:
             run, _ = runs.start_new_run(project, device, warm_start=warm, gpu_count=len(gpu_list))
         except jobs.JobBusy as e:
             show_error(e, lead=t("Another training run is using this machine:"), level="warning")
-        except (launch.LaunchError, ConfigError) as e:
+        except (launch.LaunchError, ConfigError, OSError) as e:  # OSError: disk full (fsutil.DiskFull) or I/O
             show_error(e)
         else:
             st.session_state["train_run_select"] = run.id
@@ -190,7 +191,20 @@ run_id = st.selectbox(t("Run"), ids, key="train_run_select")
 run = next(r for r in all_runs if r.id == run_id)
 job = run.job()
 
-if job is not None and job.active:
+damage = run.damage()
+if damage:
+    st.error(t("This run's state file is damaged: {detail}", detail=damage), icon=":material/report:")
+if job is not None and job.state == "damaged":
+    c1, c2 = st.columns(2)
+    if c1.button(t("Rebuild its job record"), icon=":material/build:", key="repair_job",
+                 help=t("Rebuilds job.json from the training process, if it still runs, and the files on disk.")):
+        runs.repair_job(project, run)
+        st.rerun()
+    if c2.button(t("Stop"), icon=":material/stop:", key="stop_damaged",
+                 help=t("Saves a checkpoint at the next iteration, then stops. Works from any tab.")):
+        jobs.request_stop(run.dir)
+        st.toast(t("Stop requested: saving a checkpoint at the next iteration…"))
+elif job is not None and job.active:
     if st.button(t("Stop"), icon=":material/stop:", key="stop",
                  help=t("Saves a checkpoint at the next iteration, then stops. Works from any tab.")):
         jobs.request_stop(run.dir)
@@ -221,21 +235,50 @@ elif job is not None and job.state in ("stopped", "failed"):
         st.caption(t("No checkpoint was saved before it ended: start a new run."))
 
 
+def history(current: runs.RunStatus) -> None:
+    """The run history; the selected run's row from the same reading as the header above it."""
+    st.subheader(t("Run history"))
+    summaries = [runs.summarize(r, current if r.id == run.id else None) for r in all_runs]
+    st.dataframe(
+        {
+            t("Run"): [s.id for s in summaries],
+            t("State"): [state_name(s.state) for s in summaries],
+            t("Created"): [s.created_at.replace("T", " ")[:19] for s in summaries],
+            t("Duration"): [human_duration(s.duration_s) for s in summaries],
+            t("Iterations"): [f"{s.last_iter or 0} / {s.max_iters}" if s.max_iters else "—" for s in summaries],
+            t("Final loss"): ["—" if s.final_loss is None else f"{s.final_loss:.4f}" for s in summaries],
+            t("Checkpoints"): [s.checkpoints for s in summaries],
+            t("Starts"): [s.attempts for s in summaries],
+            t("Warm start from"): [s.warm_start.split("/runs/")[-1] if s.warm_start else "" for s in summaries],
+            t("Results"): ["results?" + urlencode({"project": project.name, "run": s.id}) for s in summaries],
+        },
+        hide_index=True, placeholder="—", key="history",
+        column_config={
+            t("Results"): st.column_config.LinkColumn(display_text=t("Open results")),
+        },
+    )
+
+
 def live_view() -> bool:
-    """State, progress, charts and log of the selected run; True while it runs."""
-    job = run.job()
+    """State, progress, charts, log and the run history of the selected run; True while it runs."""
+    status = runs.status(run)  # one reading: the header, the bar and this run's history row agree
+    job, progress = status.job, status.progress
     if job is None:
         st.warning(t("This run has no job record yet."))
+        history(status)
         return False
-    progress = run.progress()
     total_s = job.total_duration_s
-    st.markdown(f"**{STATE_ICONS.get(job.state, '')} {state_name(job.state)}** · "
+    st.markdown(f"**{STATE_ICONS.get(status.state, '')} {state_name(status.state)}** · "
                 + t("run {run} · attempt {attempt} · {duration} in all",
                     run=f"`{run.id}`", attempt=job.attempt, duration=human_duration(total_s)))
     if job.state in ("failed", "stopped"):
         show_job_end(job, t("Training"), level="error" if job.state == "failed" else "info")
     elif job.escalation:
         show_job_end(job, t("Training"), level="warning")
+    if job.unsaved:
+        st.warning(t("The job's state could not be saved; it is shown as read. See the details."))
+        with st.expander(t("Details")):
+            st.code(job.unsaved, language=None)
     if job.stop_requested_at and job.active:
         st.info(t("Stopping: a checkpoint is being saved at the next iteration…") if job.stops_gracefully()
                 else t("Stopping: nothing to save yet (the model was still loading)…"))
@@ -244,7 +287,7 @@ def live_view() -> bool:
     eta = progress.get("eta_s")
     if eta is not None and progress.get("updated_at"):
         eta = max(0.0, eta - (time.time() - progress["updated_at"]))
-    if job.active and not progress:
+    if job.active and status.phase is None:
         st.progress(0.0, text=t("Preparing: loading the model and tokenizing the dataset…"))
     elif job.active and phase == "starting":
         st.progress(0.0, text=t("Starting: building the trainer…"))
@@ -269,6 +312,7 @@ def live_view() -> bool:
     run_charts.show(run, "chart", x_max=total)
     with st.expander(t("Log (last 200 lines)"), expanded=job.state == "failed"):
         st.code(job_status.log_tail(run.dir, "train", lines=200)[-30000:] or t("(empty)"), language="log", height=360)
+    history(status)
     return job.active
 
 
@@ -282,24 +326,3 @@ if job is not None and job.state == "succeeded":
 st.subheader(t("Machine"))
 monitor()
 
-# --- run history ----------------------------------------------------------------------------------
-st.subheader(t("Run history"))
-summaries = [runs.summarize(r) for r in all_runs]
-st.dataframe(
-    {
-        t("Run"): [s.id for s in summaries],
-        t("State"): [state_name(s.state) for s in summaries],
-        t("Created"): [s.created_at.replace("T", " ")[:19] for s in summaries],
-        t("Duration"): [human_duration(s.duration_s) for s in summaries],
-        t("Iterations"): [f"{s.last_iter or 0} / {s.max_iters}" if s.max_iters else "—" for s in summaries],
-        t("Final loss"): ["—" if s.final_loss is None else f"{s.final_loss:.4f}" for s in summaries],
-        t("Checkpoints"): [s.checkpoints for s in summaries],
-        t("Starts"): [s.attempts for s in summaries],
-        t("Warm start from"): [s.warm_start.split("/runs/")[-1] if s.warm_start else "" for s in summaries],
-        t("Results"): ["results?" + urlencode({"project": project.name, "run": s.id}) for s in summaries],
-    },
-    hide_index=True, placeholder="—", key="history",
-    column_config={
-        t("Results"): st.column_config.LinkColumn(display_text=t("Open results")),
-    },
-)

@@ -12,6 +12,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from core.errors import UserError
+from core.fsutil import DiskFull
 from ui.i18n import state_label, t
 
 
@@ -24,6 +25,8 @@ def describe(err: Union[BaseException, dict]) -> tuple[str, str]:
     if isinstance(err, ValidationError):
         fields = ", ".join(".".join(map(str, e["loc"])) for e in err.errors()) or "—"
         return t("Some values are not valid: {fields}.", fields=fields), str(err)
+    if isinstance(err, DiskFull):
+        return t(err.text, **err.params), ""
     if isinstance(err, FileNotFoundError):
         return t("Not found: {path}.", path=err.filename or "—"), f"{type(err).__name__}: {err}"
     if isinstance(err, OSError):

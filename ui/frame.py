@@ -33,6 +33,7 @@ def run_router() -> None:
     page = st.navigation(pages)
     i18n.language_picker(session.workspace())
     sidebar.render()
+    session.damage_notice()
     page.run()
 
 

@@ -45,8 +45,8 @@ def t(text: str, **params) -> str:
 
 
 # The one vocabulary for job and run states (lower case: they also sit inside sentences).
-STATE_LABELS = {"queued": "queued", "running": "running", "succeeded": "succeeded", "failed": "failed",
-                "stopped": "stopped", "new": "not started"}
+STATE_LABELS = {"queued": "starting", "running": "running", "succeeded": "succeeded", "failed": "failed",
+                "stopped": "stopped", "new": "not started", "damaged": "damaged"}
 
 
 def state_label(state: str, title: bool = False) -> str:

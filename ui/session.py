@@ -1,4 +1,10 @@
-"""The open project and workspace, kept in ``st.session_state`` and the URL (a reload loses nothing)."""
+"""The open project and workspace, kept in ``st.session_state`` and the URL (a reload loses nothing).
+
+The open project is one value, ``st.session_state["project"]``, written only by ``open_project`` /
+``close_project`` (the sidebar's picker calls them from its callback, before the page runs; the
+picker shows this value, it does not hold its own). A fresh session takes it from ``?project=``,
+else from the workspace's last-used project (``settings.json``).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +12,9 @@ from typing import Optional
 
 import streamlit as st
 
+from core import settings
 from core.paths import default_workspace
-from core.project import Project, ProjectError, ProjectStore
+from core.project import Project, ProjectDamaged, ProjectError, ProjectStore
 from ui.errors import show_error
 from ui.i18n import t
 
@@ -33,9 +40,10 @@ def store() -> ProjectStore:
 
 
 def project_name() -> Optional[str]:
-    name = st.session_state.get("project") or st.query_params.get("project")
+    if "project" not in st.session_state:  # a fresh session: the link's project, else the last-used one
+        st.session_state["project"] = st.query_params.get("project") or settings.load(workspace()).get("last_project")
+    name = st.session_state["project"]
     if name and store().exists(name):
-        st.session_state["project"] = name
         if st.query_params.get("project") != name:
             st.query_params["project"] = name
         return name
@@ -43,28 +51,58 @@ def project_name() -> Optional[str]:
 
 
 def current_project() -> Optional[Project]:
+    """The open project; None when none is open or its file is damaged (``damage_notice`` says so)."""
     name = project_name()
     if not name:
         return None
     try:
         return store().load(name)
+    except ProjectDamaged:
+        return None
     except ProjectError as e:
         show_error(e)
         return None
 
 
+def damage_notice() -> None:
+    """Above every page: the open project's file is damaged, with the repair (its last good copy)."""
+    name = project_name()
+    if not name:
+        return
+    try:
+        store().load(name)
+    except ProjectDamaged as e:
+        st.error(t("This project's state file is damaged: {detail}", detail=str(e.problem)))
+        if e.restorable and st.button(t("Restore its last good copy"), key="restore_project",
+                                      icon=":material/restore:"):
+            store().restore(name)
+            st.rerun()
+    except ProjectError:
+        pass
+
+
 def open_project(name: str) -> None:
+    """Make ``name`` the open project everywhere (session, URL, sidebar) and the workspace's last-used one."""
     st.session_state["project"] = name
     st.query_params["project"] = name
+    try:
+        settings.save(workspace(), last_project=name)
+    except OSError:
+        pass  # a full disk: only the memory of the last-used project is lost
 
 
 def close_project() -> None:
-    st.session_state.pop("project", None)
+    st.session_state["project"] = None
     st.query_params.pop("project", None)
 
 
 def save_project(project: Project) -> Project:
-    return store().save(project)
+    """Save the project; on a full disk (or another I/O error) say so and go on with it unsaved."""
+    try:
+        return store().save(project)
+    except OSError as e:
+        st.error(t("Could not save the project: {error}", error=str(e)))
+        return project
 
 
 def require_project() -> Project:

@@ -13,16 +13,11 @@ def render() -> None:
         names = session.store().list()
         current = session.project_name()
         if names:
-            options = ["—"] + names
-            index = options.index(current) if current in options else 0
-            choice = st.selectbox(t("Project"), options, index=index, key="sidebar_project",
-                                  help=t("Projects in the workspace. Create new ones on Home."))
-            if choice != (current or "—"):
-                if choice == "—":
-                    session.close_project()
-                else:
-                    session.open_project(choice)
-                st.rerun()
+            # the picker shows the open project (one value, ui.session); a choice goes back through
+            # its callback, before the page runs
+            st.session_state["sidebar_project"] = current if current in names else "—"
+            st.selectbox(t("Project"), ["—"] + names, key="sidebar_project", on_change=_picked,
+                         help=t("Projects in the workspace. Create new ones on Home."))
         else:
             st.caption(t("No project yet — create one on Home."))
         project = session.current_project()
@@ -30,18 +25,29 @@ def render() -> None:
             _job_badge(project)
 
 
+def _picked() -> None:
+    choice = st.session_state.get("sidebar_project")
+    if choice in (None, "—"):
+        session.close_project()
+    else:
+        session.open_project(choice)
+
+
+PHASES = {None: "preparing", "starting": "starting", "resuming": "resuming", "stopped": "stopping",
+          "finished": "finishing"}
+
+
 def _job_badge(project) -> None:
     run = runs.active_training(project)
     if run is None:
         last = next(iter(runs.list_runs(project)), None)
-        job = last.job() if last else None
-        if job is not None:
-            st.caption(t("Last run {run}: **{state}**", run=last.id, state=t(job.state.capitalize())))
+        status = runs.status(last) if last else None
+        if status is not None and status.job is not None:
+            st.caption(t("Last run {run}: **{state}**", run=last.id, state=t(status.state.capitalize())))
         return
-    p = run.progress()
-    if p.get("max_iters") and p.get("phase") == "training":
-        done = min(1.0, (p.get("iter") or 0) / p["max_iters"])
-        st.progress(done, text=t("Training {run} · {pct:.0%}", run=run.id, pct=done))
+    status = runs.status(run)  # the same reading the Train page's header and history use
+    if status.fraction is not None and status.phase == "training":
+        st.progress(status.fraction, text=t("Training {run} · {pct:.0%}", run=run.id, pct=status.fraction))
     else:
-        st.caption(t("Training {run} · preparing", run=run.id))
+        st.caption(t("Training {run} · {phase}", run=run.id, phase=t(PHASES.get(status.phase, "preparing"))))
     st.page_link("pages/train.py", label=t("Open Train"), icon=":material/model_training:")

@@ -19,7 +19,7 @@ from typing import Optional
 from core import jobs
 from core.data.chatrender import xtuner_segments
 from core.data.datasets import iter_turns
-from core.fsutil import atomic_write_json, read_json
+from core.fsutil import atomic_write_json, read_state
 from core.models.folder import read_tokenizer_info
 from core.paths import REPO_ROOT
 
@@ -168,7 +168,8 @@ def start(out_dir: str | Path, data: str | Path, model_dir: str | Path, template
 
 def result(out_dir: str | Path) -> Optional[dict]:
     """The finished statistics with the inputs they were computed from, or None."""
-    return read_json(Path(out_dir) / STATS)
+    data = read_state(Path(out_dir) / STATS)
+    return data if isinstance(data, dict) else None
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -5,9 +5,14 @@ outputs of a project; "use as base model" (fine-tune the fine-tuned model, as th
         job.json job.log
         hf/        pth_to_hf output: the LoRA adapter, or the whole model for full fine-tuning
         merged/    base + adapter merged into one model (LoRA / QLoRA only)
+
+A step that fails (or is stopped) has its partial output folder removed by the supervisor
+(``python -m core.deploy.convert clean DIR``), so a failed conversion leaves nothing half-written.
 """
 from __future__ import annotations
 
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -48,7 +53,7 @@ def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, 
         name="pth_to_hf",
         argv=[py, "-m", "core.train.xtuner_entry", "pth_to_hf", str(run.config_path), str(checkpoint),
               str(out / "hf"), "--safe-serialization"] + (["--fp32"] if device == "cpu" else []),
-        env=env, cwd=str(REPO_ROOT),
+        env=env, cwd=str(REPO_ROOT), cleanup_argv=[py, "-m", "core.deploy.convert", "clean", str(out / "hf")],
     )]
     if merge and run_method(run, project) != "full":
         base = run.spec.get("model_path") or project.model_path
@@ -56,7 +61,7 @@ def convert_steps(project: Project, run: Run, iteration: int, checkpoint: Path, 
             name="merge",
             argv=[py, "-m", "core.train.xtuner_entry", "merge", str(base), str(out / "hf"), str(out / "merged"),
                   "--safe-serialization", "--device", "cpu" if device == "cpu" else "auto"],
-            env=env, cwd=str(REPO_ROOT),
+            env=env, cwd=str(REPO_ROOT), cleanup_argv=[py, "-m", "core.deploy.convert", "clean", str(out / "merged")],
         ))
     return steps
 
@@ -128,3 +133,20 @@ def use_as_base(project: Project, output: Output) -> Project:
     if not output.is_model:
         raise UserError(E_ADAPTER_ALONE)
     return project.model_copy(update={"model_path": str(output.path)})
+
+
+def clean(path: Path) -> bool:
+    """Remove the partial output folder of a failed conversion step (only an export's hf/ or merged/)."""
+    path = Path(path)
+    if path.name not in ("hf", "merged") or path.parent.parent.name != "exports" or not path.exists():
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "clean":
+        print("usage: python -m core.deploy.convert clean EXPORT_DIR/hf|merged")
+        sys.exit(2)
+    if clean(Path(sys.argv[2])):
+        print(f"[XTuner Studio] removed the partial output {sys.argv[2]}")

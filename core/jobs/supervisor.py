@@ -1,4 +1,4 @@
-"""The detached supervisor of one job: ``python -m core.jobs.supervisor <job_dir>``.
+"""The detached supervisor of one job: ``python -m core.jobs.supervisor <job_dir> [<job_id>]``.
 
 Runs the job's steps one after another, each in its own process group with output appended to
 ``job.log``, records every transition in ``job.json``, and turns a stop request into a clean stop:
@@ -9,6 +9,12 @@ loading, nothing to save) is terminated at once.
 
 SIGTERM, SIGINT or SIGHUP to the supervisor itself (a shutdown) is handled like the Stop button:
 it writes the stop request, so training saves a checkpoint before it ends.
+
+It moves only its own *queued* job to running (a job a reader already ended stays ended) and only
+an active job to its final state; it keeps its own copy of the job, so a damaged ``job.json`` is
+rewritten from it. A step that did not succeed has its ``cleanup_argv`` run (partial output
+removed). Steps see ``XTUNER_STUDIO_SUPERVISOR`` (``pid:create_time``) to watch it: training stops
+and saves when its supervisor is gone. Every error of its own goes to ``supervisor.log``.
 """
 from __future__ import annotations
 
@@ -17,15 +23,24 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
+from typing import Callable, Optional
 
 from core import jobs
-from core.jobs import Job, describe_exit, job_env, proc_info, update_job
+from core.jobs import SUPERVISOR_ENV, Job, describe_exit, job_env, proc_info
 
 POLL_S = 0.2
 TERM_GRACE_S = 10.0
 
 _terminate = False
+_own: Optional[Job] = None  # this supervisor's copy of its job: rewrites a damaged job.json
+
+
+def update_job(job_dir: Path, change: Callable[[Job], None]) -> Job:
+    global _own
+    _own = jobs.update_job(job_dir, change, fallback=_own)
+    return _own
 
 
 def _on_signal(signum, _frame) -> None:
@@ -36,6 +51,10 @@ def _on_signal(signum, _frame) -> None:
 def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
     """Run step ``index``; returns (exit code, stopped by request)."""
     step = job.steps[index]
+    me = proc_info(os.getpid())
+    env = job_env(step.env)
+    if me is not None:
+        env[SUPERVISOR_ENV] = f"{me.pid}:{me.create_time!r}"
     log_path = job_dir / jobs.LOG_FILE
     with open(log_path, "ab") as log:
         header = f"\n===== [{time.strftime('%Y-%m-%d %H:%M:%S')}] step {index + 1}/{len(job.steps)}: {step.name} =====\n"
@@ -44,7 +63,7 @@ def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
         child = subprocess.Popen(
             step.argv,
             cwd=step.cwd or None,
-            env=job_env(step.env),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -54,8 +73,9 @@ def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
     info = proc_info(child.pid)
 
     def mark_started(j: Job) -> None:
-        j.current_step = index
-        j.child = info
+        if j.active:
+            j.current_step = index
+            j.child = info
 
     update_job(job_dir, mark_started)
 
@@ -92,6 +112,15 @@ def _run_step(job_dir: Path, job: Job, index: int) -> tuple[int, bool]:
     return code, stop_seen_at is not None or jobs.stop_requested(job_dir)
 
 
+def _cleanup(job_dir: Path, step: jobs.Step) -> None:
+    """Remove the partial output of a step that did not succeed (its ``cleanup_argv``)."""
+    if not step.cleanup_argv:
+        return
+    with open(job_dir / jobs.LOG_FILE, "ab") as log:
+        subprocess.run(step.cleanup_argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                       env=job_env(step.env), cwd=step.cwd or None, timeout=600)
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -109,43 +138,73 @@ def _note(job_dir: Path, text: str) -> None:
         log.write(f"\n[XTuner Studio] {text}\n".encode())
 
 
-def supervise(job_dir: Path) -> None:
+def supervise(job_dir: Path, job_id: Optional[str] = None) -> None:
+    global _own
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
 
     def mark_running(j: Job) -> None:
-        j.state = "running"
-        j.started_at = time.time()
-        j.supervisor = proc_info(os.getpid())
+        if j.state == "queued" and job_id in (None, j.id):  # never resurrect a job a reader ended
+            j.state = "running"
+            j.started_at = max(time.time(), j.created_at)
+            j.supervisor = proc_info(os.getpid())
 
-    job = update_job(job_dir, mark_running)
+    job = jobs.update_job(job_dir, mark_running)
+    if job.state != "running" or job.supervisor is None or job.supervisor.pid != os.getpid():
+        print(f"job {job.id} is {job.state}, not this supervisor's to run; exiting", file=sys.stderr)
+        return
+    _own = job.model_copy(deep=True)
     final_state, code, reason = "succeeded", 0, None
+    unfinished = None  # the step that did not succeed: its partial output is removed at the end
     try:
         for index in range(job.current_step, len(job.steps)):
             code, stopped = _run_step(job_dir, job, index)
+            if code != 0 or stopped:
+                unfinished = job.steps[index]
             if stopped:
                 final_state, reason = "stopped", f"Stopped on request during '{job.steps[index].name}' ({describe_exit(code)})."
                 break
             if code != 0:
-                final_state, reason = "failed", f"'{job.steps[index].name}' failed: {describe_exit(code)}. See the log."
+                final_state = "failed"
+                reason = (jobs._disk_full_reason(job_dir, job) or
+                          f"'{job.steps[index].name}' failed: {describe_exit(code)}. See the log.")
                 break
     except Exception as exc:  # the supervisor itself broke: record it, never leave "running"
-        final_state, code, reason = "failed", None, f"Supervisor error: {exc!r}"
+        traceback.print_exc()
+        final_state, code = "failed", None
+        reason = (jobs.disk_full_message(job_dir, job.meta.get("needs_bytes")) if jobs.is_disk_full(exc)
+                  else f"Supervisor error: {exc!r}")
 
     def mark_done(j: Job) -> None:
-        j.state = final_state
-        j.exit_code = code
-        j.reason = reason
-        j.ended_at = time.time()
+        if j.active:
+            j.state = final_state
+            j.exit_code = code
+            j.reason = reason
+            j.ended_at = max(time.time(), j.started_at or 0.0)
 
-    update_job(job_dir, mark_done)
+    deadline = time.monotonic() + 600
+    while True:  # the final state must land: retry (space may be freed) rather than die silently
+        try:
+            update_job(job_dir, mark_done)
+            break
+        except Exception as exc:
+            print(f"[{time.strftime('%H:%M:%S')}] could not record the final state {final_state!r}: {exc!r}",
+                  file=sys.stderr, flush=True)
+            if jobs.is_disk_full(exc) and (job_dir / jobs.RESERVE_FILE).exists():
+                (job_dir / jobs.RESERVE_FILE).unlink()  # the space held for this moment
+                continue
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
+    if unfinished is not None:  # after the state, so the end is recorded without waiting for it
+        _cleanup(job_dir, unfinished)
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("usage: python -m core.jobs.supervisor JOB_DIR", file=sys.stderr)
+    if len(sys.argv) not in (2, 3):
+        print("usage: python -m core.jobs.supervisor JOB_DIR [JOB_ID]", file=sys.stderr)
         return 2
-    supervise(Path(sys.argv[1]).resolve())
+    supervise(Path(sys.argv[1]).resolve(), sys.argv[2] if len(sys.argv) == 3 else None)
     return 0
 
 

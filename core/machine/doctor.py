@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from core.machine import system
-from core.fsutil import atomic_write_json, read_json
+from core.fsutil import atomic_write_json, read_state
 
 PACKAGES = ["torch", "transformers", "xtuner", "mmengine", "peft", "bitsandbytes", "deepspeed",
             "accelerate", "datasets", "huggingface_hub", "modelscope", "streamlit"]
@@ -193,8 +193,8 @@ def run_probe(out_path: str | Path) -> dict:
 
 def cached_probe(path: str | Path) -> dict | None:
     """The cached probe result if it matches this environment, else None."""
-    data = read_json(path)
-    if not data or data.get("fingerprint") != fingerprint():
+    data = read_state(path)
+    if not isinstance(data, dict) or data.get("fingerprint") != fingerprint():
         return None
     return data
 

@@ -31,7 +31,7 @@ from typing import Optional
 from core import jobs
 from core.errors import UserError, chain, network_error
 from core.machine import system
-from core.fsutil import atomic_write_json, human_bytes, read_json
+from core.fsutil import atomic_write_json, human_bytes, read_state
 from core.paths import REPO_ROOT
 
 KINDS = ("model", "dataset")
@@ -100,7 +100,8 @@ def is_complete(dest: str | os.PathLike) -> bool:
 
 
 def read_progress(jdir: str | os.PathLike) -> dict:
-    return read_json(Path(jdir) / PROGRESS, {}) or {}
+    data = read_state(Path(jdir) / PROGRESS)
+    return data if isinstance(data, dict) else {}
 
 
 # --- starting, cancelling, deleting (called by the page) -------------------------------------------

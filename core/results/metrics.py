@@ -23,7 +23,7 @@ import re
 from collections import deque
 from pathlib import Path
 
-from core.fsutil import read_json
+from core.fsutil import read_state
 
 _HEAD = 64  # bytes remembered from a file's start, to notice a rewrite of the same length or more
 _MAX_PARTIAL = 1 << 20  # an unfinished line longer than this keeps only its end (tqdm bars)
@@ -246,10 +246,7 @@ def scalars_csv(work_dir: str | os.PathLike) -> str:
 
 
 def read_progress(path: str | os.PathLike) -> dict | None:
-    try:
-        data = read_json(path)
-    except (ValueError, OSError):
-        return None
+    data = read_state(path)
     return data if isinstance(data, dict) else None
 
 

@@ -9,7 +9,9 @@
   checkpoint for the iteration just finished (unless the regular CheckpointHook just did) and ends
   training cleanly, so a stop loses at most the iteration in flight. Under torchrun every rank must
   stop at the same iteration (saving is collective with DeepSpeed): the ranks agree through one
-  ``all_reduce`` of a flag per iteration.
+  ``all_reduce`` of a flag per iteration. A supervisor that died (``XTUNER_STUDIO_SUPERVISOR``:
+  its pid and create time, checked at most once a second) counts as a stop request: the trainer
+  saves and ends instead of running on unwatched or being killed mid-iteration.
 - ``WarmupLinearLR`` is mmengine's ``LinearLR`` that keeps at least one warmup iteration, where
   ``LinearLR`` raises ``end should be larger than begin`` on short runs.
 """
@@ -127,15 +129,40 @@ class StudioProgressHook(Hook):
         self._write(runner, "stopped" if runner.train_loop.stop_training else "finished", runner.iter)
 
 
+def _supervisor_alive(value: str | None) -> bool:
+    """Whether the supervisor named by ``pid:create_time`` still runs (True when none is named)."""
+    if not value:
+        return True
+    import psutil
+
+    try:
+        pid, created = value.split(":", 1)
+        p = psutil.Process(int(pid))
+        return abs(p.create_time() - float(created)) < 0.01 and p.status() != psutil.STATUS_ZOMBIE
+    except (ValueError, psutil.Error):
+        return False
+
+
 class StudioStopHook(Hook):
     # after CheckpointHook (VERY_LOW), so a regular save at this iteration is seen
     priority = "LOWEST"
 
     def __init__(self, stop_file: str | None = None):
         self.stop_file = stop_file
+        from core.jobs import SUPERVISOR_ENV
+
+        self._supervisor = os.environ.get(SUPERVISOR_ENV)
+        self._checked_at = 0.0
+        self._orphaned = False
+
+    def _supervisor_gone(self) -> bool:
+        if not self._orphaned and time.monotonic() - self._checked_at >= 1.0:
+            self._checked_at = time.monotonic()
+            self._orphaned = not _supervisor_alive(self._supervisor)
+        return self._orphaned
 
     def _requested(self) -> bool:
-        asked = bool(self.stop_file) and os.path.exists(self.stop_file)
+        asked = (bool(self.stop_file) and os.path.exists(self.stop_file)) or self._supervisor_gone()
         if _world_size() > 1:
             import torch
             from mmengine import dist
@@ -155,6 +182,8 @@ class StudioStopHook(Hook):
         if runner.train_loop.stop_training or not self._requested():
             return
         step = runner.iter + 1
+        if self._orphaned:
+            runner.logger.info("XTuner Studio: the job's supervisor is gone; saving and stopping")
         ckpt_hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
         if ckpt_hook is not None:
             last = getattr(ckpt_hook, "last_ckpt", None) or ""

@@ -29,11 +29,11 @@ from typing import Optional
 from core import jobs
 from core.train import launch
 from core.train.configgen import ConfigError, render_config, spec_from_project
-from core.fsutil import atomic_write_json, atomic_write_text, read_json
+from core.fsutil import (MB, DiskFull, Unreadable, atomic_write_json, atomic_write_text, is_disk_full, read_state)
 from core.jobs import Job, Step
 from core.train.launch import LaunchPlan
 from core.results.metrics import last_record, read_progress
-from core.paths import REPO_ROOT
+from core.paths import REPO_ROOT, python_executable
 from core.project import Project
 from core.errors import NotFound
 
@@ -55,6 +55,7 @@ MESSAGES = [E_NO_CHECKPOINT, E_INCOMPLETE, E_INCOMPLETE_RESUME, E_SAVED_WITH_DS,
 
 _CKPT = re.compile(r"^iter_(\d+)\.pth$")
 GRACEFUL_STOP_S = 180.0  # a stop waits this long for the checkpoint save before signals
+SPACE_MARGIN_BYTES = 64 * MB  # free space a start needs beyond one checkpoint (logs, config, scalars)
 
 
 def checkpoint_complete(path: Path) -> bool:
@@ -96,7 +97,19 @@ class Run:
 
     @property
     def info(self) -> dict:
-        return read_json(self.dir / "run.json", {}) or {}
+        """``run.json`` (``{}`` when missing or damaged: ``damage`` says why)."""
+        data = read_state(self.dir / "run.json")
+        return data if isinstance(data, dict) else {}
+
+    def damage(self) -> Optional[str]:
+        """Why one of the run's state files (run.json, job.json) is damaged, or None."""
+        data = read_state(self.dir / "run.json")
+        if isinstance(data, Unreadable):
+            return str(data)
+        if data is not None and not isinstance(data, dict):
+            return f"{self.dir / 'run.json'}: not a JSON object"
+        job = self.job()
+        return job.reason if job is not None and job.state == "damaged" else None
 
     @property
     def spec(self) -> dict:
@@ -125,6 +138,23 @@ class Run:
 
     def complete_checkpoints(self) -> list[tuple[int, Path]]:
         return [(i, p) for i, p in self.checkpoints() if checkpoint_complete(p)]
+
+    def remove_partial_checkpoints(self) -> list[Path]:
+        """Delete checkpoints whose save did not complete (a full disk, a kill mid-save) and a
+        ``last_checkpoint`` marker that points at one; returns what was removed."""
+        removed = []
+        for _, p in self.checkpoints():
+            if not checkpoint_complete(p):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed.append(p)
+        marker = self.work_dir / "last_checkpoint"
+        try:
+            target = Path(marker.read_text(encoding="utf-8").strip())
+            if target in removed or not target.exists():
+                marker.unlink()
+        except OSError:
+            pass
+        return removed
 
     def latest_checkpoint(self) -> Optional[Path]:
         """The checkpoint a resume continues from: the one mmengine saved last (``last_checkpoint``
@@ -157,15 +187,59 @@ class RunSummary:
     warm_start: Optional[str]
 
 
-def summarize(run: Run) -> RunSummary:
-    job = run.job()
+@dataclass
+class RunStatus:
+    """One reading of a run's job.json and progress.json: every status shown (sidebar badge,
+    history row, Train header) comes from one of these."""
+
+    job: Optional[Job]
+    progress: dict
+
+    @property
+    def state(self) -> str:
+        """The job's state ("new" before any start); *running* once the trainer reports progress
+        for this attempt, even if the supervisor's own record lags behind."""
+        if self.job is None:
+            return "new"
+        if self.job.state == "queued" and (self.progress.get("updated_at") or 0) >= self.job.created_at:
+            return "running"
+        return self.job.state
+
+    @property
+    def phase(self) -> Optional[str]:
+        """starting / resuming / training / stopped / finished (the training hook's), or None before it."""
+        if self.job is None or (self.progress.get("updated_at") or 0) < self.job.created_at:
+            return None
+        return self.progress.get("phase")
+
+    @property
+    def iteration(self) -> Optional[int]:
+        return self.progress.get("iter")
+
+    @property
+    def max_iters(self) -> Optional[int]:
+        return self.progress.get("max_iters")
+
+    @property
+    def fraction(self) -> Optional[float]:
+        if not self.max_iters:
+            return None
+        return min(1.0, (self.iteration or 0) / self.max_iters)
+
+
+def status(run: Run) -> RunStatus:
+    return RunStatus(run.job(), run.progress())
+
+
+def summarize(run: Run, st: Optional[RunStatus] = None) -> RunSummary:
+    st = st or status(run)
+    job, progress = st.job, st.progress
     info = run.info
-    progress = run.progress()
     rec = last_record(run.work_dir) or {}
     loss = rec.get("loss")
     return RunSummary(
         id=run.id,
-        state=job.state if job else "new",
+        state=st.state,
         attempts=job.attempt if job else 0,
         created_at=info.get("created_at", ""),
         duration_s=job.total_duration_s if job else None,
@@ -244,7 +318,46 @@ def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
         check_warm_start(project, Path(warm_start), plan)
     spec = spec_from_project(project, device=device)
     render_config(spec)  # raises ConfigError before anything is written
-    run = _make_run_dir(project)
+    check_free_space(project)
+    try:
+        run = _make_run_dir(project)
+    except OSError as e:
+        raise DiskFull(project.runs_dir, checkpoint_bytes(project)) if is_disk_full(e) else e
+    try:
+        _write_run(project, run, spec, device, plan, warm_start)
+    except BaseException as e:
+        shutil.rmtree(run.dir, ignore_errors=True)
+        if is_disk_full(e):
+            raise DiskFull(run.dir.parent, checkpoint_bytes(project)) from e
+        raise
+    return run
+
+
+def checkpoint_bytes(project: Project) -> int:
+    """About how big one checkpoint of this project is: the trainable weights in fp32 and AdamW's
+    two moments (12 bytes per trainable parameter); 0 when the model folder cannot tell."""
+    from core.models import estimate
+
+    try:
+        shape = estimate.model_shape(project.model_path)
+    except (estimate.EstimateError, OSError, ValueError, TypeError, KeyError):
+        return 0
+    hp = project.hyperparams
+    trainable = (shape.total_params if project.method == "full"
+                 else estimate.lora_params(shape, hp.lora_r, hp.lora_target_modules))
+    return 12 * trainable
+
+
+def check_free_space(project: Project) -> None:
+    """Raise ``DiskFull`` when the project's disk cannot hold a checkpoint (and a margin)."""
+    from core.machine.system import disk_free
+
+    needs = checkpoint_bytes(project) + SPACE_MARGIN_BYTES
+    if disk_free(project.dir) < needs:
+        raise DiskFull(project.dir, needs)
+
+
+def _write_run(project: Project, run: Run, spec, device: str, plan: LaunchPlan, warm_start: Optional[Path]) -> None:
     spec = spec.model_copy(update={
         "progress_file": str(run.progress_path),
         "stop_file": str(run.dir / jobs.STOP_FILE),
@@ -260,7 +373,6 @@ def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
         "warm_start": {"checkpoint": str(warm_start)} if warm_start is not None else None,
         "created_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     })
-    return run
 
 
 def list_runs(project: Project) -> list[Run]:
@@ -319,6 +431,8 @@ def start_training(project: Project, run: Run, resume_from: Optional[Path] = Non
         cwd=str(REPO_ROOT),
         graceful_stop_s=GRACEFUL_STOP_S,
         graceful_after_file=str(run.progress_path),
+        outcome_file=str(run.progress_path),
+        cleanup_argv=[python_executable(), "-m", "core.train.runs", "clean", str(run.dir)],
     )
     title = f"Training {project.name}/{run.id}"
 
@@ -328,9 +442,10 @@ def start_training(project: Project, run: Run, resume_from: Optional[Path] = Non
             os.unlink(run.progress_path)
         except FileNotFoundError:
             pass
+        run.remove_partial_checkpoints()
 
     return jobs.start_job(run.dir, [step], kind="train", title=title,
-                          meta={"project": project.name, "run": run.id,
+                          meta={"project": project.name, "run": run.id, "needs_bytes": checkpoint_bytes(project),
                                 "resume_from": str(resume_from) if resume_from else None},
                           exclusive=gpu_claim_path(project), before_spawn=before_spawn)
 
@@ -353,3 +468,26 @@ def active_training(project: Project) -> Optional[Run]:
         if job is not None and job.active:
             return run
     return None
+
+
+def repair_job(project: Project, run: Run) -> Job:
+    """Rebuild a damaged ``job.json`` of ``run`` from its processes and progress.json."""
+    return jobs.rebuild_job(run.dir, kind="train", title=f"Training {project.name}/{run.id}",
+                            meta={"project": project.name, "run": run.id}, outcome_file=run.progress_path)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m core.train.runs clean RUN_DIR``: remove a failed save's partial checkpoints
+    (run by the supervisor when a training step did not succeed)."""
+    if len(argv) != 2 or argv[0] != "clean":
+        print("usage: python -m core.train.runs clean RUN_DIR")
+        return 2
+    for p in Run(Path(argv[1])).remove_partial_checkpoints():
+        print(f"[XTuner Studio] removed the incomplete checkpoint {p.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
