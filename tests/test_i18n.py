@@ -201,9 +201,10 @@ def test_job_states_have_one_vocabulary():
     """One map of states to labels (ui.i18n.STATE_LABELS): a finished job is 已完成 on every page."""
     zh = i18n.catalog("zh")
     assert {s: zh[label] for s, label in i18n.STATE_LABELS.items()} == {
-        "queued": "排队中", "running": "运行中", "succeeded": "已完成", "failed": "失败", "stopped": "已停止",
-        "new": "未启动"}
+        "queued": "启动中", "running": "运行中", "succeeded": "已完成", "failed": "失败", "stopped": "已停止",
+        "new": "未启动", "damaged": "已损坏"}
     assert not [en for en, text in zh.items() if "已成功" in text]
     stray = [f"{p.relative_to(REPO)}: {k!r}" for p in app_files() for k in literal_keys(p)
-             if k.lower() in {"queued", "running", "succeeded", "failed", "stopped", "not started"}]
+             if k.lower() in {"queued", "starting", "running", "succeeded", "failed", "stopped", "not started",
+                                "damaged"}]
     assert stray == [], "states go through ui.i18n.state_label"

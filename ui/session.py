@@ -72,7 +72,7 @@ def damage_notice() -> None:
     try:
         store().load(name)
     except ProjectDamaged as e:
-        st.error(t("This project's state file is damaged: {detail}", detail=str(e.problem)))
+        show_error(e)
         if e.restorable and st.button(t("Restore its last good copy"), key="restore_project",
                                       icon=":material/restore:"):
             store().restore(name)
@@ -101,7 +101,7 @@ def save_project(project: Project) -> Project:
     try:
         return store().save(project)
     except OSError as e:
-        st.error(t("Could not save the project: {error}", error=str(e)))
+        show_error(e, lead=t("Could not save the project:"))
         return project
 
 
