@@ -118,3 +118,23 @@ def test_evaluation_during_training_and_chat_format_with_the_same_template(tmp_p
         assert (hook.system + hook.instruction).format(input="Who are you?", round=1) == \
             format_prompt(name, "Who are you?", system="Be brief.")
         assert [c.stop_word for c in hook.stop_criteria] == stop_words(name)
+
+
+def test_training_is_refused_when_the_apps_template_does_not_match_the_model(tmp_path, capsys):
+    from core.models import tiny
+    from core.train.configgen import TrainSpec, render_config
+    from core.train.xtuner_entry import check_prompt_template
+
+    model = tmp_path / "qwen2-tokenizer"
+    tiny.build_tokenizer("qwen2", model)  # ChatML without <think>: not what qwen3_chat trains
+    config = tmp_path / "c.py"
+    for name, refused in (("qwen3_chat", True), ("qwen_chat", False), ("llama3_chat", False)):
+        spec = TrainSpec(method="lora", model_path=str(model), prompt_template=name, dataset_path="d.jsonl",
+                         device="cpu")
+        config.write_text(render_config(spec))
+        problem = check_prompt_template(str(config))
+        if refused:
+            assert problem and "qwen3_chat" in problem and "<think>" in problem and "tokenizer_config.json" in problem
+        else:
+            assert problem is None
+    assert "prompt template check: The prompt template llama3_chat" in capsys.readouterr().out  # logged only
