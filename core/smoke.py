@@ -71,7 +71,7 @@ def run(workspace: Path, device: str | None = None, timeout_s: float = 900) -> i
     return 0 if ok else 1
 
 
-ARCH_COPIES = 160  # self-introduction records per family run: ~70 iterations, enough for the new identity
+ARCH_COPIES = 240  # self-introduction records per family run: ~70-100 iterations
 
 
 def arch_hyperparams(method: str):
@@ -79,9 +79,8 @@ def arch_hyperparams(method: str):
     from core import demo
 
     hp = demo.demo_hyperparams()
-    update = {"evaluation_freq": 1000, "save_steps": 1000, "save_total_limit": 1}
-    if method == "full":
-        update["lr"] = 1e-3
+    # fewer iterations than the demo, so a higher learning rate (full: every weight moves at lr per step)
+    update = {"evaluation_freq": 1000, "save_steps": 1000, "save_total_limit": 1, "lr": 4e-3 if method != "full" else 5e-3}
     return hp.model_copy(update=update)
 
 
