@@ -74,18 +74,8 @@ def known_model_types() -> frozenset[str]:
     return frozenset(re.findall(r'\(\s*"([a-z0-9_\-]+)"\s*,\s*"[A-Za-z0-9_]+Config"\s*\)', text[start:end]))
 
 
-def _tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
-
-
 def trainable_here(family: Family) -> bool:
     """This environment's transformers has the family's model code (remote-code families never do)."""
     if family.remote_code:
         return False
-    return all(t in known_model_types() for t in family.model_types[:1])
-
-
-def needed_version(model_type: str) -> Optional[str]:
-    """The first transformers release that knows ``model_type`` (None when the app's table does not say)."""
-    fam = family_of(model_type)
-    return fam.since or None if fam else None
+    return family.model_types[0] in known_model_types()

@@ -64,7 +64,6 @@ SPECS: dict[str, TinySpec] = {
                             "<think>", "</think>"), "<｜end▁of▁sentence｜>", "<｜end▁of▁sentence｜>",
                            bos="<｜begin▁of▁sentence｜>", add_bos=True),
 }
-BUILDABLE = tuple(SPECS)
 
 
 def chat_template(name: str) -> str:
