@@ -91,7 +91,7 @@ def build_tokenizer(arch: str, out_dir: str | Path | None = None):
     tokenizer = cls(tokenizer_object=tok, eos_token=spec.eos, pad_token=spec.pad, bos_token=spec.bos,
                     unk_token="<unk>" if "<unk>" in spec.specials else None,
                     additional_special_tokens=[s for s in spec.specials if s not in (spec.eos, spec.pad, spec.bos)],
-                    model_max_length=4096)
+                    model_max_length=4096, model_input_names=["input_ids", "attention_mask"])
     tokenizer.chat_template = chat_template(family.chat_template)
     if out_dir is not None:
         tokenizer.save_pretrained(out_dir)
