@@ -84,7 +84,7 @@ def arch_hyperparams(method: str):
     return hp.model_copy(update=update)
 
 
-def run_arch(workspace: Path, arch: str, method: str, device: str, timeout_s: float = 900) -> dict:
+def run_arch(workspace: Path, arch: str, method: str, device: str, timeout_s: float = 1800) -> dict:
     """One family × method through the app's job path; the outcome of each step."""
     from core import demo, jobs
     from core.deploy import chat, convert
