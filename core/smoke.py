@@ -72,6 +72,8 @@ def run(workspace: Path, device: str | None = None, timeout_s: float = 900) -> i
 
 
 ARCH_COPIES = 240  # self-introduction records per family run: ~70-100 iterations
+# the R1 template's short turns pack more records per step: with 240 (69 iterations) the answer stayed garbled
+ARCH_COPIES_BY = {"r1_distill": 400}
 
 
 def arch_hyperparams(method: str):
@@ -105,7 +107,7 @@ def run_arch(workspace: Path, arch: str, method: str, device: str, timeout_s: fl
     project = store.create(name, method=method, prompt_template=family.template,
                            evaluation_inputs=[demo.DEMO_QUESTION], hyperparams=arch_hyperparams(method))
     model_dir = tiny.build_tiny_model(project.dir / "model", arch)
-    data_path = demo.build_demo_dataset(project.data_dir / "self_intro.jsonl", copies=ARCH_COPIES)
+    data_path = demo.build_demo_dataset(project.data_dir / "self_intro.jsonl", copies=ARCH_COPIES_BY.get(arch, ARCH_COPIES))
     project = store.save(project.model_copy(update={"model_path": str(model_dir), "dataset_path": str(data_path)}))
     run_ = runs.new_run(project, device)
     runs.start_training(project, run_)
