@@ -4,6 +4,10 @@ Builds the tiny model and the self-introduction data, trains with LoRA through t
 mechanism the app uses, converts and merges the last checkpoint, then asks the demo question to the
 base and the fine-tuned model. Exits 0 only if the fine-tuned greedy answer contains the demo
 identity and the base model's does not. Doubles as the "does my machine work?" check.
+
+``python -m core.smoke --arch NAME`` does the same for a tiny random model of one architecture family
+(``core.models.tiny``; ``--arch all``: every family), with LoRA and full fine-tuning (``--method``),
+and prints one line per run: train / convert / merge / chat, the fine-tuned answer and the time.
 """
 from __future__ import annotations
 
@@ -67,15 +71,117 @@ def run(workspace: Path, device: str | None = None, timeout_s: float = 900) -> i
     return 0 if ok else 1
 
 
+ARCH_COPIES = 240  # self-introduction records per family run: ~70-100 iterations
+# the R1 template's short turns pack more records per step: with 240 (69 iterations) the answer stayed garbled
+ARCH_COPIES_BY = {"r1_distill": 400}
+
+
+def arch_hyperparams(method: str):
+    """The demo's settings, with one evaluation at the end only (a random model's first answers are long)."""
+    from core import demo
+
+    hp = demo.demo_hyperparams()
+    # fewer iterations than the demo, so a higher learning rate (full: every weight moves at lr per step)
+    update = {"evaluation_freq": 1000, "save_steps": 1000, "save_total_limit": 1, "lr": 4e-3 if method != "full" else 5e-3}
+    return hp.model_copy(update=update)
+
+
+def run_arch(workspace: Path, arch: str, method: str, device: str, timeout_s: float = 1800) -> dict:
+    """One family × method through the app's job path; the outcome of each step."""
+    from core import demo, jobs
+    from core.deploy import chat, convert
+    from core.models import tiny
+    from core.models.families import BY_KEY
+    from core.project import ProjectStore
+    from core.train import runs
+
+    t0 = time.monotonic()
+    family = BY_KEY[arch]
+    out = {"arch": arch, "method": method, "train": "not run", "convert": "not run",
+           "merge": "n/a" if method == "full" else "not run", "chat": "not run", "answer": "", "seconds": 0.0}
+    if arch not in tiny.SPECS:
+        out["error"] = "needs the model's own code (trust_remote_code): not available offline"
+        return out
+    store = ProjectStore(workspace)
+    name = f"{arch}-{method}".replace("_", "-")
+    project = store.create(name, method=method, prompt_template=family.template,
+                           evaluation_inputs=[demo.DEMO_QUESTION], hyperparams=arch_hyperparams(method))
+    model_dir = tiny.build_tiny_model(project.dir / "model", arch)
+    data_path = demo.build_demo_dataset(project.data_dir / "self_intro.jsonl", copies=ARCH_COPIES_BY.get(arch, ARCH_COPIES))
+    project = store.save(project.model_copy(update={"model_path": str(model_dir), "dataset_path": str(data_path)}))
+    run_ = runs.new_run(project, device)
+    runs.start_training(project, run_)
+    job = jobs.wait_job(run_.dir, timeout=timeout_s)
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    if job.state != "succeeded":
+        out["train"] = "FAIL"
+        out["error"] = f"training {job.state}: {job.reason}\n" + run_.log_path.read_text(errors="replace")[-3000:]
+        return out
+    out["train"] = "ok"
+    last_iter, _ = run_.checkpoints()[-1]
+    convert.start_export(project, run_, last_iter, device)
+    cjob = jobs.wait_job(convert.export_dir(run_, last_iter), timeout=timeout_s)
+    hf = convert.export_dir(run_, last_iter) / "hf"
+    out["convert"] = "ok" if (hf / "adapter_config.json").is_file() or (hf / "config.json").is_file() else "FAIL"
+    if method != "full":
+        out["merge"] = "ok" if (convert.final_model_dir(run_, last_iter, method) / "config.json").is_file() else "FAIL"
+    if cjob.state != "succeeded":
+        log = (convert.export_dir(run_, last_iter) / jobs.LOG_FILE).read_text(errors="replace")[-3000:]
+        out["error"] = f"conversion {cjob.state}: {cjob.reason}\n{log}"
+        out["seconds"] = round(time.monotonic() - t0, 1)
+        return out
+    settings = chat.GenerationSettings(max_new_tokens=40)
+    tuned = chat.load_model(str(convert.final_model_dir(run_, last_iter, method)), device=device)
+    out["answer"] = chat.generate(tuned, project.prompt_template, demo.DEMO_QUESTION, settings)
+    out["chat"] = "ok" if demo.DEMO_IDENTITY in out["answer"] else "FAIL"
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    return out
+
+
+def run_matrix(workspace: Path, archs: list[str], methods: list[str], device: str) -> int:
+    """Every arch × method; a table line per run. Exit 0 only if every run reached its new identity."""
+    t0 = time.monotonic()
+    results = []
+    for arch in archs:
+        for method in methods:
+            r = run_arch(workspace, arch, method, device)
+            results.append(r)
+            print(f"{r['arch']:<11} {r['method']:<5} train={r['train']:<7} convert={r['convert']:<7} "
+                  f"merge={r['merge']:<7} chat={r['chat']:<7} {r['seconds']:>6.1f}s  answer={r['answer']!r}",
+                  flush=True)
+            if r.get("error"):
+                print("   " + r["error"].replace("\n", "\n   "), flush=True)
+    ran = [r for r in results if r["train"] != "not run" or not r.get("error", "").startswith("needs")]
+    ok = bool(ran) and all(r["chat"] == "ok" for r in ran)
+    print(f"{'MATRIX OK' if ok else 'MATRIX FAILED'}: {sum(r['chat'] == 'ok' for r in ran)}/{len(ran)} runs "
+          f"in {time.monotonic() - t0:.0f}s ({len(results) - len(ran)} not runnable offline)", flush=True)
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    from core.models.families import FAMILIES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", help="where to build the demo project (default: a new temporary directory)")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when a GPU is found, else cpu")
+    parser.add_argument("--arch", choices=[f.key for f in FAMILIES] + ["all"],
+                        help="a tiny model of this family instead of the demo ('all': every family)")
+    parser.add_argument("--method", choices=["lora", "full", "both"], default="both", help="with --arch")
     args = parser.parse_args(argv)
+
+    def go(workspace: Path) -> int:
+        if not args.arch:
+            return run(workspace, args.device)
+        from core.machine import system
+
+        archs = [f.key for f in FAMILIES] if args.arch == "all" else [args.arch]
+        methods = ["lora", "full"] if args.method == "both" else [args.method]
+        return run_matrix(workspace, archs, methods, args.device or system.device())
+
     if args.workspace:
-        return run(Path(args.workspace).expanduser().resolve(), args.device)
+        return go(Path(args.workspace).expanduser().resolve())
     with tempfile.TemporaryDirectory(prefix="xtuner-studio-smoke-") as tmp:
-        return run(Path(tmp), args.device)
+        return go(Path(tmp))
 
 
 if __name__ == "__main__":

@@ -130,6 +130,11 @@ probe = doctor.cached_probe(probe_path)
 for cap, ok, why, detail in doctor.capabilities(facts, probe):
     icon = ":green[:material/check_circle:]" if ok else ":orange[:material/block:]"
     st.markdown(f"{icon} **{t(cap)}** — {t(why)}" + (f" · `{detail}`" if detail else ""))
+archs = doctor.architectures()
+st.markdown(t("**Architectures** transformers {version} can build here: {names}",
+              version=facts.packages.get("transformers") or "?", names=", ".join(a for a, ok, _ in archs if ok)))
+st.caption(t("Needs more: {names}", names="; ".join(
+    f"{a} ({t(why) if why == doctor.REMOTE_CODE else why})" for a, ok, why in archs if not ok)))
 
 probe_job = jobs.read_job(doctor_dir)
 with st.expander(t("Versions and checks"), expanded=probe is None):

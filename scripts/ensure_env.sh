@@ -80,7 +80,7 @@ else
 fi
 
 if [ "$DEV" = 1 ]; then
-  # olah wants a newer huggingface_hub than transformers 4.48 allows: its own environment
+  # olah wants huggingface_hub >= 1.27; transformers 4.57 still needs < 1.0: olah keeps its own environment
   make_side_venv "${XTUNER_STUDIO_HUB_VENV:-.venv-hub}" "olah==0.5.4" bin/olah-cli
 fi
 

@@ -114,3 +114,18 @@ def test_first_load_from_two_threads_in_a_fresh_interpreter(model_dir):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          cwd=Path(__file__).resolve().parent.parent)
     assert "ERRORS []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_token_type_ids_never_reach_generate():
+    """A tokenizer without model_input_names returns token_type_ids, which generate() refuses (tiny Llama 3)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from core.deploy.chat import _inputs
+
+    def tokenizer(text, **kwargs):
+        one = torch.tensor([[1]])
+        return {"input_ids": one, "attention_mask": one, "token_type_ids": one * 0}
+
+    assert set(_inputs(SimpleNamespace(tokenizer=tokenizer, device="cpu"), "hi")) == {"input_ids", "attention_mask"}

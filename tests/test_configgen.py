@@ -159,3 +159,22 @@ def test_trust_remote_code_only_when_opted_in():
     assert "trust_remote_code=True" not in render_config(spec())
     text = render_config(spec(trust_remote_code=True))
     assert text.count("trust_remote_code=True") == 2
+
+
+def test_a_template_xtuner_lacks_is_written_as_a_literal_and_read_back_by_name():
+    from core.data.templates import template_dict
+    from core.train.config_import import parse_config
+
+    text = render_config(spec(prompt_template="qwen3_chat"))
+    values = literal_assignments(text)
+    assert values["prompt_template"] == template_dict("qwen3_chat") and values["studio_prompt_template"] == "qwen3_chat"
+    assert "PROMPT_TEMPLATE.qwen3_chat" not in text
+    imported = parse_config(text)
+    assert imported.prompt_template == "qwen3_chat" and not imported.errors
+    assert "prompt_template = PROMPT_TEMPLATE.qwen_chat" in render_config(spec())
+
+
+def test_a_system_prompt_with_a_template_without_system_turn_is_refused():
+    with pytest.raises(ConfigError, match="no system turn"):
+        render_config(spec(prompt_template="gemma3", system_prompt="Be brief."))
+    render_config(spec(prompt_template="gemma3"))

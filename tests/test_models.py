@@ -146,3 +146,51 @@ def test_xtuner_segments_mark_what_is_trained():
     assert segs[0].kind == "bos" and sum(s.kind == "bos" for s in segs) == 1  # SUFFIX_AS_EOS: no BOS before turn 2
     g = chatrender.xtuner_segments(turns[:1], "gemma", bos="<bos>", eos="<eos>")
     assert [s.kind for s in g] == ["bos", "prompt", "output", "eos", "sep"]
+
+
+@pytest.mark.parametrize("arch, family, template, moe", [
+    ("qwen3", "Qwen3 (dense)", "qwen3_chat", False),
+    ("qwen3_moe", "Qwen3-MoE (e.g. Qwen3-30B-A3B)", "qwen3_chat", True),
+    ("gemma3", "Gemma 3 (text)", "gemma3", False),
+    ("phi4_mini", "Phi-4-mini", "phi4_mini_chat", False),
+    ("r1_distill", "DeepSeek-R1-Distill-Qwen", "deepseek_r1", False),
+    ("llama3", "Llama 3.x", "llama3_chat", False),
+])
+def test_todays_families_are_recognised_without_loading_weights(tmp_path, monkeypatch, arch, family, template, moe):
+    from core.models import tiny
+
+    tiny.build_tiny_model(tmp_path / arch, arch)
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "load_file", lambda *a, **k: pytest.fail("weights were loaded"))
+    r = inspect_model(tmp_path / arch)
+    assert r.ok, [str(e) for e in r.errors]
+    assert (r.family, r.template, r.moe) == (family, template, moe)
+    # the 2-turn sample: Qwen3's own template drops the empty <think></think> from earlier answers only
+    assert r.check is not None and r.check.similarity >= 0.9, r.check.differences
+    if arch.startswith("qwen3"):
+        assert all("<think>" in a for _, a, _ in r.check.differences), r.check.differences
+
+
+def test_a_model_type_this_transformers_does_not_know_says_which_version_would(tmp_path, monkeypatch):
+    from core.models import families
+
+    monkeypatch.setattr(families, "known_model_types", lambda: frozenset({"qwen2", "llama"}))
+    r = inspect_model(make_model(tmp_path / "q3", model_type="qwen3", arch="Qwen3ForCausalLM", chat_template=CHATML))
+    assert not r.ok
+    assert any("needs transformers 4.51.0 or newer" in str(e) and "config.json" in str(e) for e in r.errors)
+    r = inspect_model(make_model(tmp_path / "x", model_type="brandnew", arch="BrandNewForCausalLM"))
+    assert any("brandnew is unknown to transformers" in str(e) for e in r.errors)
+
+
+def test_the_installed_transformers_knows_todays_families():
+    from core.models import families
+
+    known = families.known_model_types()
+    assert {"qwen2", "qwen3", "qwen3_moe", "llama", "mistral", "gemma2", "gemma3_text", "phi3"} <= known
+    assert "internlm3" not in known  # remote code only
+
+
+def test_a_tokenizer_without_chat_template_names_the_file(tmp_path):
+    r = inspect_model(make_model(tmp_path / "q", model_type="qwen3", arch="Qwen3ForCausalLM"))
+    assert any("tokenizer_config.json has no chat_template" in str(w) for w in r.warnings)

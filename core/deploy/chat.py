@@ -284,7 +284,8 @@ class _Sampler:
 
 def _inputs(loaded: LoadedModel, prompt: str):
     enc = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
-    return {k: v.to(loaded.device) for k, v in enc.items()}
+    # a tokenizer without model_input_names also returns token_type_ids, which generate() refuses
+    return {k: v.to(loaded.device) for k, v in enc.items() if k != "token_type_ids"}
 
 
 def _clean(text: str, template: str) -> str:

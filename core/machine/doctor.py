@@ -234,6 +234,24 @@ def capabilities(facts: QuickFacts, probe: dict | None) -> list[tuple[str, bool,
     return caps
 
 
+REMOTE_CODE = "the model's own code (trust_remote_code)"
+
+
+def architectures() -> list[tuple[str, bool, str]]:
+    """(family, trainable with this environment's transformers, what it needs otherwise: ``REMOTE_CODE``
+    or "transformers ≥ X") for each family the app knows; import-free."""
+    from core.models import families
+
+    out = []
+    for f in families.FAMILIES:
+        if f.remote_code:
+            out.append((f.label, False, REMOTE_CODE))
+        else:
+            ok = families.trainable_here(f)
+            out.append((f.label, ok, "" if ok else f"transformers ≥ {f.since}"))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 2 or argv[0] != "probe":

@@ -68,6 +68,8 @@ class ModelEntry(_Entry):
     gated: bool = False
     remote_code: bool = False
     context: Optional[int] = None
+    license: str = ""
+    source: str = ""  # where the hub ids were taken from
     note: str = ""
 
     @field_validator("template")

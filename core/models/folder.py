@@ -17,6 +17,7 @@ from typing import Optional
 from core.data import chatrender
 from core.fsutil import dir_size
 from core.data.templates import PROMPT_TEMPLATES, detect_template
+from core.models import families
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
@@ -28,7 +29,7 @@ GOOD_MATCH = 0.9  # similarity above which a template counts as the model's own
 # English texts (i18n keys)
 M_NOT_DIR = "{path} is not a folder. Give the folder that holds config.json."
 M_NO_CONFIG = "{path} has no config.json: this is not a Hugging Face model folder."
-M_BAD_CONFIG = "config.json is not valid JSON ({error})."
+M_BAD_CONFIG = "{file} is not valid JSON ({error}): download the model again, or fix the file."
 M_NO_TOKENIZER = "No tokenizer files here (expected one of {files})."
 M_NO_WEIGHTS = "No weights here (*.safetensors or *.bin)."
 M_MISSING_SHARDS = "The weight index lists files that are missing ({files}): the download is incomplete."
@@ -42,7 +43,13 @@ M_QUANTIZED = ("The weights are already quantized ({method}): XTuner fine-tunes 
                "quantizes them itself). Use the original model.")
 M_NO_BOS = ("The tokenizer has no bos_token: XTuner adds a BOS token to every sample for this tokenizer class "
             "and will fail. Use a tokenizer with a bos_token.")
-M_NO_CHAT_TEMPLATE = "The tokenizer has no chat_template, so the prompt template cannot be cross-checked."
+M_NO_CHAT_TEMPLATE = ("{file} has no chat_template (a base model's tokenizer?), so the prompt template cannot be "
+                      "checked against it: use the chat/instruct model, or choose the template by hand.")
+M_TYPE_NEEDS_NEWER = ("{file}: model_type {model_type} ({family}) needs transformers {since} or newer; this environment "
+                      "has {version}, so XTuner cannot load it. Update the environment (requirements.txt).")
+M_TYPE_UNKNOWN = ("{file}: model_type {model_type} is unknown to transformers {version} here and to XTuner Studio. "
+                  "It can only be fine-tuned with the model's own code (auto_map + trust_remote_code).")
+M_NO_MODEL_TYPE = "{file} has no model_type: transformers cannot tell which architecture to build."
 M_TEMPLATE_DIFFERS = ("The {template} template renders the sample conversation differently from the model's own "
                       "chat_template ({percent}% alike): see the differences.")
 M_CHAT_TEMPLATE_FAILED = "The model's chat_template could not render the sample: {error}"
@@ -95,6 +102,8 @@ class ModelReport:
     warnings: list[Note] = field(default_factory=list)
     architecture: Optional[str] = None
     model_type: Optional[str] = None
+    family: Optional[str] = None  # the family's label (core.models.families)
+    moe: bool = False  # mixture of experts
     template: Optional[str] = None
     template_source: Optional[str] = None  # "model type", "chat template"
     size_bytes: int = 0
@@ -212,7 +221,7 @@ def _match_template(report: ModelReport, path: Path) -> None:
     if tok.chat_template is None:
         report.template, report.template_source = by_type, "model type" if by_type else None
         if by_type:
-            report.warn(M_NO_CHAT_TEMPLATE)
+            report.warn(M_NO_CHAT_TEMPLATE, file=str(path / "tokenizer_config.json"))
         return
     messages = chatrender.SAMPLE
     try:
@@ -244,6 +253,28 @@ def _match_template(report: ModelReport, path: Path) -> None:
             report.warn(M_TEMPLATE_DIFFERS, template=chosen, percent=round(score * 100))
 
 
+MOE_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
+
+
+def _check_model_type(report: ModelReport, cfg_path: Path, cfg: dict) -> None:
+    """Name the family, flag mixture-of-experts, and say when this transformers cannot build the model."""
+    report.moe = any(isinstance(cfg.get(k), int) and cfg[k] > 1 for k in MOE_KEYS)
+    if not report.model_type:
+        report.warn(M_NO_MODEL_TYPE, file=str(cfg_path))
+        return
+    fam = families.family_of(report.model_type, detect_template(cfg_path.parent))
+    report.family = fam.label if fam else None
+    known = families.known_model_types()
+    if not known or report.model_type in known or report.needs_remote_code:
+        return
+    version = families.transformers_version() or "?"
+    if fam and fam.since:
+        report.error(M_TYPE_NEEDS_NEWER, file=str(cfg_path), model_type=report.model_type, family=fam.label,
+                     since=fam.since, version=version)
+    else:
+        report.error(M_TYPE_UNKNOWN, file=str(cfg_path), model_type=report.model_type, version=version)
+
+
 def inspect_model(path: str | Path) -> ModelReport:
     path = Path(path)
     report = ModelReport(path=path, ok=False)
@@ -259,7 +290,7 @@ def inspect_model(path: str | Path) -> ModelReport:
         if not isinstance(cfg, dict):
             raise ValueError("not an object")
     except (OSError, ValueError) as e:
-        report.error(M_BAD_CONFIG, error=str(e))
+        report.error(M_BAD_CONFIG, file=str(cfg_path), error=str(e))
         return report
     archs = cfg.get("architectures") or []
     report.architecture = archs[0] if archs else None
@@ -273,6 +304,7 @@ def inspect_model(path: str | Path) -> ModelReport:
     tok_cfg = _read_json(path / "tokenizer_config.json") or {}
     report.remote_code_files = sorted(p.name for p in path.glob("*.py"))
     report.needs_remote_code = bool(cfg.get("auto_map") or tok_cfg.get("auto_map"))
+    _check_model_type(report, cfg_path, cfg)
     if not any((path / f).exists() for f in TOKENIZER_FILES):
         report.error(M_NO_TOKENIZER, files=", ".join(TOKENIZER_FILES))
     report.weight_files = sorted(p.name for pat in WEIGHT_PATTERNS for p in path.glob(pat))

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from core.errors import UserError
 from core.project import Hyperparams, Project
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names, top_level_names
-from core.data.templates import PROMPT_TEMPLATES
+from core.data.templates import PROMPT_TEMPLATES, template_dict
 
 SYSTEM_TEMPLATES: dict[str, str] = json.loads(
     (Path(__file__).resolve().parents[1] / "data" / "system_templates.json").read_text(encoding="utf-8")
@@ -270,6 +270,16 @@ class _Reader:
             return
         self.used.add("prompt_template")
         name = self.attr(self.env["prompt_template"], "PROMPT_TEMPLATE")
+        if name is None and "studio_prompt_template" in self.env:  # a literal template this app wrote, by name
+            self.used.add("studio_prompt_template")
+            try:
+                named = self.value(self.env["studio_prompt_template"])
+                literal = self.value(self.env["prompt_template"])
+            except _NotLiteral:
+                named = literal = None
+            if named in PROMPT_TEMPLATES and literal == template_dict(named):
+                self.take("prompt_template", named, "studio_prompt_template")
+                return
         if name in PROMPT_TEMPLATES:
             self.take("prompt_template", name, f"PROMPT_TEMPLATE.{name}")
         else:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 from core.errors import UserError
 from core.project import Hyperparams, Method, Project
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names, settings, top_level_names
-from core.data.templates import PROMPT_TEMPLATES
+from core.data.templates import PROMPT_TEMPLATES, is_studio_template, template_dict
 
 Device = Literal["cpu", "cuda"]
 
@@ -113,6 +113,11 @@ def lit(value) -> str:
 
 def check_trainable(spec: TrainSpec) -> None:
     """Refuse combinations that cannot train on this device, with the reason."""
+    if spec.system_prompt and "SYSTEM" not in template_dict(spec.prompt_template):
+        raise ConfigError(
+            f"The {spec.prompt_template} template has no system turn (the model's own chat template folds it into "
+            "the first question): leave the system prompt empty, or write it into the questions."
+        )
     if spec.method == "qlora" and spec.device != "cuda":
         raise ConfigError(E_QLORA_CPU)
 
@@ -156,7 +161,13 @@ def render_config(spec: TrainSpec) -> str:
     add("")
     add("# Data")
     add(f"data_path = {lit(spec.dataset_path)}")
-    add(f"prompt_template = PROMPT_TEMPLATE.{spec.prompt_template}")
+    add(f"studio_prompt_template = {lit(spec.prompt_template)}  # its name (checked against the tokenizer)")
+    if is_studio_template(spec.prompt_template):
+        add("# XTuner 0.2.0 has no template for this family: the one XTuner Studio derived from the")
+        add("# model's chat template (core/data/studio_templates.json), as a literal")
+        add(f"prompt_template = {lit(template_dict(spec.prompt_template))}")
+    else:
+        add(f"prompt_template = PROMPT_TEMPLATE.{spec.prompt_template}")
     add("")
     add("# Hyperparameters, by XTuner's names (XTuner Studio: core/train/hyperparams.py)")
     top_level = top_level_names()

@@ -15,6 +15,10 @@ and lets the fixes below run inside the process before the tool:
   multi-process launch path is tested without a GPU). Nothing changes where CUDA is available.
 
 Under ``torchrun`` every worker runs this module, so every rank gets the same fixes.
+
+Before ``train``, the config's prompt template is checked against the model's own chat template
+(``core.data.template_check``): a template the app derived (XTuner has none for the family) that gives
+different tokens stops the run with the differing text; for XTuner's own templates a difference is logged.
 """
 from __future__ import annotations
 
@@ -40,6 +44,40 @@ def apply_runtime_fixes() -> None:
         torch.cuda.set_device = lambda *args, **kwargs: None
 
 
+def check_prompt_template(config_path: str) -> str | None:
+    """The reason not to train with this config's prompt template, or None (differences of XTuner's own
+    templates are only printed)."""
+    from pathlib import Path
+
+    from core.data.template_check import check_template
+    from core.data.templates import PROMPT_TEMPLATES, is_studio_template
+    from core.train.configgen import literal_assignments
+
+    values = literal_assignments(Path(config_path).read_text(encoding="utf-8"))
+    name, model = values.get("studio_prompt_template"), values.get("pretrained_model_name_or_path")
+    if name not in PROMPT_TEMPLATES or not model:
+        return None
+    from transformers import AutoTokenizer
+
+    try:  # never the model's own code here: a tokenizer that needs it is not checked
+        result = check_template(AutoTokenizer.from_pretrained(model, trust_remote_code=False), name)
+    except Exception as e:  # noqa: BLE001 - the check must not break what trains without it
+        if is_studio_template(name):
+            return f"the {name} template could not be checked against {model}'s tokenizer: {e}"
+        print(f"prompt template check ({name}): skipped ({type(e).__name__}: {e})", flush=True)
+        return None
+    for note in result.notes:
+        print(f"prompt template check ({name}): {note}", flush=True)
+    if result.ok:
+        print(f"prompt template check ({name}): same tokens as the model's chat template", flush=True)
+        return None
+    message = result.message(str(Path(model) / "tokenizer_config.json"))
+    if is_studio_template(name):
+        return message
+    print(f"prompt template check: {message}", flush=True)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in TOOLS:
@@ -47,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tool, args = argv[0], argv[1:]
     apply_runtime_fixes()
+    if tool == "train" and args:
+        problem = check_prompt_template(args[0])
+        if problem:
+            print(f"error: {problem}", file=sys.stderr, flush=True)
+            return 3
     module = TOOLS[tool]
     sys.argv = [module] + args
     runpy.run_module(module, run_name="__main__", alter_sys=True)
