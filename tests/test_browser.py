@@ -161,7 +161,7 @@ def test_newcomer_path_from_home_to_side_by_side_answers(request, tmp_path, lang
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_url + ("" if en else "/?lang=zh"))
+        page.goto(app_url + ("" if en else "/?lang=zh&project=demo"))  # (the copy's demo exists: open it)
         expect(page.get_by_role("heading", name="XTuner Studio")).to_be_visible(timeout=30_000)
         t0 = time.monotonic()
 
