@@ -40,7 +40,7 @@ E_NO_PROJECT = "No project {name} in {root}."
 E_BAD_FILE = "{path} is not a valid project file (see the details): {fields}."
 E_INVALID = "These project settings are not valid (see the details): {fields}."
 E_TOO_MANY_QUESTIONS = "At most {n} evaluation questions."
-E_DAMAGED = "This project's file is damaged: {problem}."
+E_DAMAGED = "This project's state file is damaged: {problem}."
 E_NO_GOOD_COPY = "No good copy of {path} to restore ({why})."
 MESSAGES = [E_NAME, E_EXISTS, E_NO_PROJECT, E_BAD_FILE, E_INVALID, E_TOO_MANY_QUESTIONS, E_DAMAGED, E_NO_GOOD_COPY]
 

@@ -44,7 +44,7 @@ def test_corrupt_project_file_gives_a_clear_error(tmp_path):
     store = ProjectStore(tmp_path)
     p = store.create("p")
     (p.dir / "project.json").write_text(json.dumps({"name": "p", "workspace": 3}))
-    with pytest.raises(ProjectError, match="not a valid project file"):
+    with pytest.raises(ProjectError, match="project's state file is damaged: .*project.json: invalid content"):
         store.load("p")
 
 
@@ -53,7 +53,7 @@ def test_save_is_atomic_no_temp_files_left(tmp_path):
     p = store.create("p")
     for i in range(5):
         p = store.save(p.model_copy(update={"system_prompt": str(i)}))
-    assert sorted(x.name for x in p.dir.iterdir()) == ["data", "project.json", "runs"]
+    assert sorted(x.name for x in p.dir.iterdir()) == ["data", "project.json", "project.json.good", "runs"]
 
 
 def test_hyperparams_validation():

@@ -54,4 +54,4 @@ def test_an_edit_on_a_full_disk_says_so_and_the_page_goes_on(workspace, monkeypa
     monkeypatch.setattr(ProjectStore, "save", full)
     at.radio[0].set_value(at.radio[0].options[2]).run()
     assert not at.exception
-    assert any("Could not save the project" in e.value and "No space left" in e.value for e in at.error)
+    assert any("Could not save the project" in e.value and "The disk is full" in e.value for e in at.error)

@@ -12,7 +12,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from core.errors import UserError
-from core.fsutil import DiskFull
+from core.fsutil import DiskFull, is_disk_full
 from ui.i18n import state_label, t
 
 
@@ -27,6 +27,9 @@ def describe(err: Union[BaseException, dict]) -> tuple[str, str]:
         return t("Some values are not valid: {fields}.", fields=fields), str(err)
     if isinstance(err, DiskFull):
         return t(err.text, **err.params), ""
+    if isinstance(err, OSError) and is_disk_full(err):
+        return (t("The disk is full ({path}): free some space and try again.", path=err.filename or "—"),
+                f"{type(err).__name__}: {err}")
     if isinstance(err, FileNotFoundError):
         return t("Not found: {path}.", path=err.filename or "—"), f"{type(err).__name__}: {err}"
     if isinstance(err, OSError):

@@ -31,7 +31,9 @@ E_MISSING = "The project has no {missing} yet: choose them on the Model & Data p
 E_LITERAL = "Cannot write {value} as a Python literal."
 E_QLORA_CPU = ("QLoRA needs an NVIDIA GPU: its 4-bit base model (bitsandbytes) cannot train on the CPU. "
                "Choose LoRA or full fine-tuning here, or run on a GPU machine.")
-MESSAGES = [E_TEMPLATE, E_TOO_MANY_QUESTIONS, E_MISSING, E_LITERAL, E_QLORA_CPU]
+E_NO_SYSTEM = ("The {template} template has no system turn (the model's own chat template folds it into the first "
+               "question): leave the system prompt empty, or write it into the questions.")
+MESSAGES = [E_TEMPLATE, E_TOO_MANY_QUESTIONS, E_MISSING, E_LITERAL, E_QLORA_CPU, E_NO_SYSTEM]
 
 
 class ConfigError(UserError):
@@ -114,10 +116,7 @@ def lit(value) -> str:
 def check_trainable(spec: TrainSpec) -> None:
     """Refuse combinations that cannot train on this device, with the reason."""
     if spec.system_prompt and "SYSTEM" not in template_dict(spec.prompt_template):
-        raise ConfigError(
-            f"The {spec.prompt_template} template has no system turn (the model's own chat template folds it into "
-            "the first question): leave the system prompt empty, or write it into the questions."
-        )
+        raise ConfigError(E_NO_SYSTEM, template=spec.prompt_template)
     if spec.method == "qlora" and spec.device != "cuda":
         raise ConfigError(E_QLORA_CPU)
 
