@@ -60,16 +60,16 @@ def trained_workspace(smoke_run):
 
 
 # Figures a test measured (e.g. the newcomer's time to a first fine-tune), printed at the end of the run.
-_FIGURES: list[str] = []
-
-
+# They travel as the test's user_properties, so they reach the summary from pytest-xdist workers too.
 @pytest.fixture
-def report_figure():
-    return _FIGURES.append
+def report_figure(request):
+    return lambda line: request.node.user_properties.append(("figure", line))
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _FIGURES:
+    figures = [value for reports in terminalreporter.stats.values() for r in reports
+               if getattr(r, "when", None) == "call" for key, value in getattr(r, "user_properties", ()) if key == "figure"]
+    if figures:
         terminalreporter.section("measured")
-        for line in _FIGURES:
+        for line in figures:
             terminalreporter.write_line(line)
