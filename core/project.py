@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from core.errors import UserError
 from core.fsutil import Unreadable, atomic_write_json, atomic_write_text, read_state
-from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, Hyperparams  # noqa: F401 - Hyperparams is part of a project
+from core.train.hyperparams import Hyperparams, check_evaluation_inputs  # noqa: F401 - Hyperparams is part of a project
 
 Method = Literal["qlora", "lora", "full"]
 
@@ -37,12 +37,10 @@ E_NAME = ("Project name {name} is not allowed: use 1-64 letters, digits, '-', '_
           "letter or digit.")
 E_EXISTS = "A project named {name} already exists in {root}: open it or pick another name."
 E_NO_PROJECT = "No project {name} in {root}."
-E_BAD_FILE = "{path} is not a valid project file (see the details): {fields}."
 E_INVALID = "These project settings are not valid (see the details): {fields}."
-E_TOO_MANY_QUESTIONS = "At most {n} evaluation questions."
 E_DAMAGED = "This project's state file is damaged: {problem}."
 E_NO_GOOD_COPY = "No good copy of {path} to restore ({why})."
-MESSAGES = [E_NAME, E_EXISTS, E_NO_PROJECT, E_BAD_FILE, E_INVALID, E_TOO_MANY_QUESTIONS, E_DAMAGED, E_NO_GOOD_COPY]
+MESSAGES = [E_NAME, E_EXISTS, E_NO_PROJECT, E_INVALID, E_DAMAGED, E_NO_GOOD_COPY]
 
 
 class ProjectError(UserError):
@@ -83,9 +81,7 @@ class Project(BaseModel):
     @field_validator("evaluation_inputs")
     @classmethod
     def _check_eval(cls, v: list[str]) -> list[str]:
-        if len(v) > MAX_EVALUATION_QUESTIONS:
-            raise ProjectError(E_TOO_MANY_QUESTIONS, n=MAX_EVALUATION_QUESTIONS)
-        return v
+        return check_evaluation_inputs(v)
 
     @property
     def dir(self) -> Path:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from core.errors import UserError
 from core.project import Hyperparams, Method, Project
-from core.train.hyperparams import MAX_EVALUATION_QUESTIONS, keyword_names, settings, top_level_names
+from core.train.hyperparams import check_evaluation_inputs, keyword_names, settings, top_level_names
 from core.data.templates import PROMPT_TEMPLATES, is_studio_template, template_dict
 
 Device = Literal["cpu", "cuda"]
@@ -26,14 +26,13 @@ DATASET_MAP_FNS = {"openai": "openai_map_fn", "alpaca": "alpaca_map_fn"}
 
 
 E_TEMPLATE = "Unknown prompt template {name}; known: {known}."
-E_TOO_MANY_QUESTIONS = "At most {n} evaluation questions."
 E_MISSING = "The project has no {missing} yet: choose them on the Model & Data page."
 E_LITERAL = "Cannot write {value} as a Python literal."
 E_QLORA_CPU = ("QLoRA needs an NVIDIA GPU: its 4-bit base model (bitsandbytes) cannot train on the CPU. "
                "Choose LoRA or full fine-tuning here, or run on a GPU machine.")
 E_NO_SYSTEM = ("The {template} template has no system turn (the model's own chat template folds it into the first "
                "question): leave the system prompt empty, or write it into the questions.")
-MESSAGES = [E_TEMPLATE, E_TOO_MANY_QUESTIONS, E_MISSING, E_LITERAL, E_QLORA_CPU, E_NO_SYSTEM]
+MESSAGES = [E_TEMPLATE, E_MISSING, E_LITERAL, E_QLORA_CPU, E_NO_SYSTEM]
 
 
 class ConfigError(UserError):
@@ -66,9 +65,7 @@ class TrainSpec(BaseModel):
     @field_validator("evaluation_inputs")
     @classmethod
     def _eval_count(cls, v: list[str]) -> list[str]:
-        if len(v) > MAX_EVALUATION_QUESTIONS:
-            raise ConfigError(E_TOO_MANY_QUESTIONS, n=MAX_EVALUATION_QUESTIONS)
-        return v
+        return check_evaluation_inputs(v)
 
 
 def spec_from_project(project: Project, device: Device, progress_file: str | None = None,

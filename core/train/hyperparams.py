@@ -19,12 +19,22 @@ from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 from pydantic import BaseModel, Field
 
+from core.errors import UserError
+
 E_NOT_A_NUMBER = "{label} must be a whole number, or empty."  # a text widget of a whole-number setting
-MESSAGES = [E_NOT_A_NUMBER]
+E_TOO_MANY_QUESTIONS = "At most {n} evaluation questions."
+MESSAGES = [E_NOT_A_NUMBER, E_TOO_MANY_QUESTIONS]
 
 METHODS = ("qlora", "lora", "full")
 ADAPTER = ("qlora", "lora")
 MAX_EVALUATION_QUESTIONS = 10  # XTuner asks every one at each evaluation; more makes evaluation slow
+
+
+def check_evaluation_inputs(questions: list[str]) -> list[str]:
+    """The evaluation questions of a project or a training spec (a pydantic validator's body)."""
+    if len(questions) > MAX_EVALUATION_QUESTIONS:
+        raise UserError(E_TOO_MANY_QUESTIONS, n=MAX_EVALUATION_QUESTIONS)
+    return questions
 
 
 def setting(default: Any, *, label: str, help: str, xtuner: str, group: str = "basic", unit: str = "",
