@@ -19,11 +19,9 @@ compared; the bytes of the figure JSON of one refresh are printed for both. The 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import plotly.io as pio
@@ -31,23 +29,7 @@ import plotly.io as pio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.results import charts  # noqa: E402
-
-
-def record(i: int) -> str:
-    spike = 25.0 if i % 9973 == 0 else 0.0  # rare spikes: a downsampled chart must still show them
-    return json.dumps({"lr": 2e-4 * (1 - i / 1e6), "data_time": 0.0016, "grad_norm": 0.61 + spike,
-                       "loss": 7.0 / (1 + i / 1000) + spike, "time": 0.0162, "iter": i, "memory": 10234,
-                       "step": i}) + "\n"
-
-
-def build(run: Path, records: int) -> Path:
-    vis = run / "work_dir" / "20261123_070000" / "vis_data"
-    vis.mkdir(parents=True)
-    scalars = vis / "scalars.json"
-    with open(scalars, "w") as f:
-        for start in range(1, records + 1, 10_000):
-            f.write("".join(record(i) for i in range(start, min(start + 10_000, records + 1))))
-    return scalars
+from synthetic_run import record, timed, write_scalars  # noqa: E402  (bench/ is on sys.path)
 
 
 def draw(curves: charts.Curves, x_max: int) -> int:
@@ -67,12 +49,6 @@ def our_refresh(curves: charts.RunCurves, x_max: int) -> int:
     return draw(curves, x_max)
 
 
-def timed(fn, *args) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - t0, out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train chart refresh: full redraw vs incremental + downsampled")
     parser.add_argument("--records", type=int, default=100_000)
@@ -81,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-charts-") as tmp:
         run = Path(tmp)
-        scalars = build(run, args.records)
+        scalars = write_scalars(run, args.records, spikes=True)
         x_max = 2 * args.records
         print(f"built {args.records} records ({scalars.stat().st_size / 1e6:.1f} MB)")
         ours = charts.RunCurves(run / "work_dir")
@@ -93,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.polls):
             i += 1
             with open(scalars, "a") as f:
-                f.write(record(i))
+                f.write(record(i, spikes=True))
             s, our_bytes = timed(our_refresh, ours, x_max)
             our_s.append(s)
             s, full_bytes = timed(full_refresh, run / "work_dir", x_max)

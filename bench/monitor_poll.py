@@ -29,23 +29,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.results.metrics import LogTail, ScalarsReader  # noqa: E402
+from synthetic_run import record, timed, write_scalars  # noqa: E402  (bench/ is on sys.path)
 
 LOG_LINE = ("11/23 07:06:24 - mmengine - INFO - Iter(train) [{i:>6}/999999]  lr: 1.9629e-03  eta: 1:02:03  "
             "time: 0.0162  data_time: 0.0016  grad_norm: 0.6089  loss: 6.9415  memory: 10234\n")
 
 
-def record(i: int) -> str:
-    return json.dumps({"lr": 2e-4 * (1 - i / 1e6), "data_time": 0.0016, "grad_norm": 0.61, "loss": 7.0 / (1 + i / 1000),
-                       "time": 0.0162, "iter": i, "memory": 10234, "step": i}) + "\n"
-
-
 def build(run: Path, records: int, log_bytes: int) -> tuple[Path, Path]:
-    vis = run / "work_dir" / "20261123_070000" / "vis_data"
-    vis.mkdir(parents=True)
-    scalars = vis / "scalars.json"
-    with open(scalars, "w") as f:
-        for start in range(1, records + 1, 10_000):
-            f.write("".join(record(i) for i in range(start, min(start + 10_000, records + 1))))
+    scalars = write_scalars(run, records)
     log = run / "job.log"
     block = "".join(LOG_LINE.format(i=i) for i in range(1, 5001)).encode()
     with open(log, "wb") as f:
@@ -87,12 +78,6 @@ def grow(scalars: Path, log: Path, i: int) -> None:
         f.write("".join(LOG_LINE.format(i=i) for _ in range(5)))
 
 
-def timed(fn, *args) -> float:
-    t0 = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Monitor poll: full re-read vs incremental readers")
     parser.add_argument("--records", type=int, default=100_000)
@@ -108,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{log.stat().st_size / 1024 ** 3:.2f} GB log in {time.perf_counter() - t0:.1f}s")
 
         reader, tail = ScalarsReader(run / "work_dir"), LogTail(log)
-        first = timed(incremental_poll, reader, tail)
+        first, _ = timed(incremental_poll, reader, tail)
         print(f"incremental, first poll of a page just opened: {first * 1000:.1f} ms "
               "(whole scalars.json once, the log's last 256 KB)")
         full_poll(scalars, log)  # warm the page cache for both sides alike
@@ -118,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.polls):
             i += 1
             grow(scalars, log, i)
-            incr_s.append(timed(incremental_poll, reader, tail))
+            incr_s.append(timed(incremental_poll, reader, tail)[0])
             i += 1
             grow(scalars, log, i)
-            full_s.append(timed(full_poll, scalars, log))
+            full_s.append(timed(full_poll, scalars, log)[0])
         assert reader.last_iter == i - 1, "the incremental reader saw every record"
         full, incr = statistics.median(full_s), statistics.median(incr_s)
         print(f"full re-read:  median {full * 1000:9.2f} ms over {args.polls} polls")

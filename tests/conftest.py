@@ -1,10 +1,12 @@
+import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -17,6 +19,13 @@ def workspace(tmp_path, monkeypatch):
     ws.mkdir()
     monkeypatch.setenv("XTUNER_STUDIO_HOME", str(ws))
     return ws
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _studio_home(tmp_path_factory):
+    """Code that a test runs without its own workspace writes to a temporary one, never to ~/xtuner-studio."""
+    if "XTUNER_STUDIO_HOME" not in os.environ:
+        os.environ["XTUNER_STUDIO_HOME"] = str(tmp_path_factory.mktemp("studio_home"))
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +48,13 @@ class SmokeRun:
     run_dirs: list  # the runs it left (tests sharing the workspace may add and remove their own)
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory) -> SmokeRun:
-    """The whole pipeline, once per session: ``python -m core.smoke`` builds the demo project, trains it,
-    converts and merges the last checkpoint and asks both models the demo question (~1 min)."""
-    ws = tmp_path_factory.mktemp("trained_ws")
+def session_shared_dir(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this session sees (the session's own one without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _run_smoke(ws: Path) -> SmokeRun:
     out = subprocess.run([sys.executable, "-m", "core.smoke", "--workspace", str(ws), "--device", "cpu"],
                          cwd=REPO, capture_output=True, text=True, timeout=1800)
     runs_dir = ws / "projects" / "demo" / "runs"
@@ -52,9 +63,26 @@ def smoke_run(tmp_path_factory) -> SmokeRun:
 
 
 @pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> SmokeRun:
+    """The whole pipeline, once per session: ``python -m core.smoke`` builds the demo project, trains it,
+    converts and merges the last checkpoint and asks both models the demo question (~1 min).
+    Under pytest-xdist the first worker to ask runs it and the others read its result."""
+    shared = session_shared_dir(tmp_path_factory)
+    record = shared / "smoke_run.json"
+    with FileLock(str(shared / "smoke_run.lock")):
+        if record.exists():
+            data = json.loads(record.read_text())
+            return SmokeRun(Path(data["workspace"]), data["returncode"], data["stdout"], data["stderr"],
+                            [Path(d) for d in data["run_dirs"]])
+        result = _run_smoke(shared / "trained_ws")
+        record.write_text(json.dumps(asdict(result), default=str))
+        return result
+
+
+@pytest.fixture(scope="session")
 def trained_workspace(smoke_run):
     """A workspace whose demo project has one finished training run, its last checkpoint converted and
-    merged (the session's smoke run). Tests that change it work on a copy or undo what they add."""
+    merged (the session's smoke run), shared by every test and worker: read it, or work on a copy."""
     assert smoke_run.returncode == 0, smoke_run.stdout[-4000:] + smoke_run.stderr[-4000:]
     return smoke_run.workspace
 

@@ -7,20 +7,11 @@ import pytest
 
 from core import jobs
 from core.jobs import Job, JobBusy, Step, read_job, request_stop, start_job, wait_job
+from tests.waiting import wait_for
 
 
 def py_step(code: str, name="step", **kw) -> Step:
     return Step(name=name, argv=[sys.executable, "-c", code], **kw)
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_success_records_exit_code_times_and_log(tmp_path):

@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from core.train.launch import free_port
 from core.results.metrics import ScalarsReader
 from core.project import ProjectStore
 from tests.test_browser import LIVE, launch_chromium, live, shot, spawn_streamlit, wait_healthy
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -69,13 +69,6 @@ def server(tmp_path, demo_workspace):
         if run.job() and run.job().active:
             jobs.request_stop(run.dir)
             jobs.wait_job(run.dir, timeout=120)
-
-
-def wait_for(predicate, what: str, timeout_s: float = 60):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def the_run(server):
@@ -137,7 +130,7 @@ def test_the_page_picks_a_run_up_after_the_server_is_killed_and_restarted(server
         server.kill()
         assert run.job().state == "running", "the run does not depend on the server"
         before = run.progress()["iter"]
-        wait_for(lambda: run.progress()["iter"] > before, "training went on with no server at all")
+        wait_for(lambda: run.progress()["iter"] > before, 60, every=0.1, what="training went on with no server at all")
         server.start()
 
         # the open tab reconnects by itself and goes on live, without a click or a reload

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from core.demo import DEMO_TEMPLATE, demo_hyperparams
 from core.fsutil import atomic_write_json
 from core.results.metrics import ScalarsReader
 from core.project import ProjectStore
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,22 +32,12 @@ def project(tmp_path, demo_workspace):
         prompt_template=DEMO_TEMPLATE, evaluation_inputs=["Who are you?"], hyperparams=demo_hyperparams())
 
 
-def wait_for(predicate, timeout=180.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
-
-
 def at_iteration(run, n):
     def check():
         job = run.job()
         assert job.active, f"the run ended early: {job.reason}\n{run.log_path.read_text()[-3000:]}"
         return (run.progress().get("iter") or 0) >= n
-    return wait_for(check)
+    return wait_for(check, 180)
 
 
 def stopped_at(run) -> list[int]:
@@ -122,12 +112,12 @@ def test_stop_saves_the_current_iteration_and_resumes_continue_one_curve(project
     assert summary.attempts == 3 and summary.last_iter == total and summary.final_loss == loss[-1]
 
 
-def test_warm_start_begins_from_the_checkpoint_weights_with_a_new_learning_rate(trained_workspace):
-    store = ProjectStore(trained_workspace)
+def test_warm_start_begins_from_the_checkpoint_weights_with_a_new_learning_rate(trained_workspace, tmp_path):
+    shutil.copytree(trained_workspace, tmp_path / "ws", symlinks=True)  # the shared workspace stays as it is
+    store = ProjectStore(tmp_path / "ws")
     project = store.load("demo")
     source = next(r for r in runs.list_runs(project) if r.job().state == "succeeded")
     last_iter, ckpt = source.complete_checkpoints()[-1]
-    original = project
     project = store.save(project.model_copy(update={
         "hyperparams": project.hyperparams.model_copy(update={"lr": 1e-4})}))
     run, _ = runs.start_new_run(project, "cpu", warm_start=ckpt, gpu_count=0)
@@ -143,8 +133,6 @@ def test_warm_start_begins_from_the_checkpoint_weights_with_a_new_learning_rate(
     finally:
         jobs.request_stop(run.dir)
         jobs.wait_job(run.dir, timeout=120)
-        shutil.rmtree(run.dir)  # the shared trained workspace keeps its one run
-        store.save(original)
 
 
 RACER = r"""

@@ -18,18 +18,9 @@ from core.jobs import Step
 from core.project import ProjectStore
 from core.train import runs
 from tests.conftest import REPO
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate, timeout=300.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +47,7 @@ def at_iteration(run, n):
         job = run.job()
         assert job.active, f"the run ended early: {job.reason}\n{run.log_path.read_text()[-3000:]}"
         return (run.progress().get("iter") or 0) >= n
-    return wait_for(check)
+    return wait_for(check, 300)
 
 
 def partial_bytes(run) -> int:
@@ -213,7 +204,7 @@ def test_damaged_state_files_during_a_run(tmp_path, report_figure):
             "json.dump({'phase': 'stopped'}, open('progress.json', 'w'))")
     jobs.start_job(run_dir, [Step(name="train", argv=[sys.executable, "-c", code], cwd=str(run_dir),
                                   graceful_stop_s=30, outcome_file=str(run_dir / "progress.json"))], kind="train")
-    wait_for(lambda: (j := jobs.read_job(run_dir)) and j.child)
+    wait_for(lambda: (j := jobs.read_job(run_dir)) and j.child, 300)
     (run_dir / jobs.JOB_FILE).write_text('{"id": "abc", "state": "run')
     (run_dir / "run.json").write_text("")
     at = open_page(ws, "pages/train.py", project="p")  # no traceback
