@@ -73,3 +73,17 @@ def test_a_refused_entry_shows_its_reason_in_chinese(ws):
     at = open_page(ws, "pages/train.py")  # (AppTest cannot click on the Chinese page: its radio's format_func)
     at.button(key="queue_clear").click().run()
     assert entries(ws) == []
+
+
+def test_results_compare_shows_a_sweep_as_one_table(ws):
+    from tests.test_queue import fake_run
+
+    project = ProjectStore(ws).load("demo")
+    fake_run(project, "20260101-000001-lora", "s1", {"lr": 1e-4}, [{"iter": 1, "loss": 2.0, "val_loss": 2.5}])
+    fake_run(project, "20260101-000002-lora", "s1", {"lr": 2e-4}, [{"iter": 1, "loss": 1.25}])
+    at = open_page(ws, "pages/results.py")
+    [table] = [d.value for d in at.dataframe if "Lowest held-out loss" in d.value.columns]
+    assert list(table["Run"]) == ["20260101-000001-lora", "20260101-000002-lora"]
+    assert list(table["Learning rate"]) == [1e-4, 2e-4]
+    assert list(table["Final training loss"]) == ["2.0000", "1.2500"]
+    assert table["Lowest held-out loss"][0] == "2.5000" and table["Lowest held-out loss"].isna()[1]  # shown as —

@@ -131,3 +131,31 @@ def panel(project) -> None:
         return
     queue.ensure_runner(project.workspace)
     job_status.live(bool(q.waiting()) and not q.paused, lambda: _draw(project), period=3.0)
+
+
+def sweep_tables(all_runs) -> None:
+    """Results → Compare runs: each sweep of the project as one table (newest sweep first)."""
+    from core.fsutil import human_duration
+    from core.results import sweeps
+
+    groups = sweeps.sweeps(all_runs)
+    if not groups:
+        return
+    ids = list(groups)
+    chosen = st.selectbox(t("Sweep"), ids, key="sweep_table",
+                          format_func=lambda s: t("{first} · {n} runs", first=groups[s][0].id, n=len(groups[s])))
+    rows = sweeps.table(groups[chosen])
+    names = sorted({k for r in rows for k in r.values})
+
+    def num(x, fmt="{:.4f}"):
+        return None if x is None else fmt.format(x)
+
+    st.dataframe({
+        t("Run"): [r.run for r in rows],
+        **{t(next(s.label for s in settings() if s.name == n)): [r.values.get(n) for r in rows] for n in names},
+        t("State"): [state_label(r.state, title=True) for r in rows],
+        t("Final training loss"): [num(r.final_loss) for r in rows],
+        t("Lowest held-out loss"): [num(r.best_heldout) for r in rows],
+        t("Highest score"): [num(r.best_score, "{:.3f}") for r in rows],
+        t("Training time"): [human_duration(r.duration_s) for r in rows],
+    }, hide_index=True, placeholder="—", key="sweep_rows")
