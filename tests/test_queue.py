@@ -156,6 +156,9 @@ def test_a_busy_gpu_set_holds_the_queue_and_a_half_started_entry_keeps_its_run(w
     try:
         assert queue.advance(workspace, "cpu", 0) == "wait"
         assert queue.read_queue(workspace).entries[0].state == "pending"
+        queue._set(workspace, entry.id, state="starting")  # taken just before the page's run claimed the GPUs
+        assert queue.advance(workspace, "cpu", 0) == "wait"
+        assert runs.list_runs(p) == []  # no run folder made (and removed) while it waits
     finally:
         jobs.request_stop(other)
         jobs.wait_job(other, timeout=30)

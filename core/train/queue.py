@@ -370,6 +370,8 @@ def advance(workspace, device: str, gpu_count: int, runner_id: Optional[str] = N
         return "moved"
     # starting: its run may exist already (the runner before this one died while starting it)
     run = _find_run(project, entry.id)
+    if run is None and _gpu_busy(workspace):  # a run started from a page took the GPU set first
+        return "wait"
     try:
         if run is not None:
             if run.job() is None:
@@ -414,10 +416,13 @@ def run(workspace, poll_s: float = POLL_S) -> int:
 
     me = runner_job(workspace)
     runner_id = me.id if me is not None else None
+    gpus = system.gpus()
     while not jobs.stop_requested(runner_dir(workspace)):
-        gpus = system.gpus()
         try:
             move = advance(workspace, "cuda" if gpus else "cpu", len(gpus), runner_id)
+        except QueueError as e:  # the queue's file is damaged: nothing to run until it is repaired
+            print(e, file=sys.stderr, flush=True)
+            return 1
         except Exception:  # noqa: BLE001 - a broken step must not end the queue: logged, tried again
             traceback.print_exc()
             move = "wait"
