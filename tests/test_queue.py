@@ -251,3 +251,50 @@ def test_a_sweep_is_one_table_with_final_and_best_values(workspace):
     assert [(r.run, r.values, r.state, r.final_loss, r.best_heldout, r.best_score) for r in rows] == [
         ("20260101-000001-lora", {"lr": 1e-4}, "new", 0.5, 1.7, 0.5),
         ("20260101-000002-lora", {"lr": 2e-4}, "new", 3.0, None, None)]
+
+
+def test_an_add_while_the_runner_exits_is_not_lost(workspace):
+    """The runner decided to exit (nothing waited) and is still ending when an entry arrives: the start
+    request waits for that runner's end and starts another, rather than trusting the one that leaves."""
+    p = make_project(workspace)
+    queue.set_paused(workspace, True)
+    queue.add(p, "cpu")
+    leaving = jobs.start_job(queue.runner_dir(workspace),
+                             [Step(name="run queue", argv=[sys.executable, "-c", "import time; time.sleep(1.5)"])],
+                             kind="queue")
+    queue._change(workspace, lambda q: (setattr(q, "runner_exit", leaving.id), setattr(q, "paused", False)))
+    shutil.rmtree(p.dir)  # so the runner that comes refuses the entry instead of training
+    started = queue.ensure_runner(workspace)
+    assert started.id != leaving.id and started.attempt == 2
+    assert jobs.wait_job(queue.runner_dir(workspace), timeout=60).state == "succeeded"
+    assert [e.state for e in queue.read_queue(workspace).entries] == ["refused"]
+
+
+KICKER = """
+import sys, time
+from pathlib import Path
+from core.train import queue
+ws, go = Path(sys.argv[1]), Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.002)
+job = queue.ensure_runner(ws)
+print(job.id if job else "-")
+"""
+
+
+def test_kicks_racing_from_several_processes_start_one_runner(workspace, tmp_path):
+    p = make_project(workspace)
+    queue.set_paused(workspace, True)
+    queue.add(p, "cpu", [{"lr": 1e-4}, {"lr": 2e-4}])
+    shutil.rmtree(p.dir)
+    queue._change(workspace, lambda q: setattr(q, "paused", False))
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", KICKER, str(workspace), str(go)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    go.touch()
+    outs = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outs]
+    runner = jobs.wait_job(queue.runner_dir(workspace), timeout=60)
+    assert runner.attempt == 1, "a second runner was started"
+    assert {out.strip() for out, _ in outs} <= {runner.id, "-"} and runner.id in {out.strip() for out, _ in outs}
+    assert [e.state for e in queue.read_queue(workspace).entries] == ["refused", "refused"]
