@@ -298,3 +298,26 @@ def test_kicks_racing_from_several_processes_start_one_runner(workspace, tmp_pat
     assert runner.attempt == 1, "a second runner was started"
     assert {out.strip() for out, _ in outs} <= {runner.id, "-"} and runner.id in {out.strip() for out, _ in outs}
     assert [e.state for e in queue.read_queue(workspace).entries] == ["refused", "refused"]
+
+
+def test_an_entry_that_cannot_start_is_refused_with_the_reason_and_the_next_one_runs(workspace, fake_training,
+                                                                                    monkeypatch):
+    from core.fsutil import E_DISK_FULL_NEEDS, DiskFull
+
+    p = make_project(workspace)
+    queue.set_paused(workspace, True)
+    big, small = queue.add(p, "cpu", [{"lora_r": 512}, {"lora_r": 8}])
+    real = runs.check_free_space
+
+    def check_free_space(project):  # the big adapter does not fit on this disk
+        if project.hyperparams.lora_r == 512:
+            raise DiskFull(project.dir, 10 ** 15)
+        real(project)
+
+    monkeypatch.setattr(runs, "check_free_space", check_free_space)
+    queue._change(workspace, lambda q: setattr(q, "paused", False))
+    drain(workspace)
+    big, small = queue.read_queue(workspace).entries
+    assert big.state == "refused" and big.error["text"] == E_DISK_FULL_NEEDS and big.error["params"]["needs"] > 0
+    assert (small.state, small.outcome) == ("done", "succeeded")
+    assert [r.id for r in runs.list_runs(p)] == [small.run]  # the refused one left no run folder

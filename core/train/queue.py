@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from core import jobs
 from core.errors import UserError
-from core.fsutil import Unreadable, atomic_write_json, read_state
+from core.fsutil import DiskFull, Unreadable, atomic_write_json, read_state
 from core.paths import python_executable
 
 EntryState = Literal["pending", "starting", "running", "done", "refused"]
@@ -56,7 +56,7 @@ E_OUT_OF_RANGE = "{label}: {value} is outside the allowed range."
 E_NO_VALUES = "Give at least one setting two or more values to sweep over."
 E_TOO_MANY = "This sweep makes {n} runs; at most {max} at once."
 E_DAMAGED = "The run queue's file is damaged ({problem}); remove it to start a new queue."
-E_FAILED = "The run could not start: {error}."
+E_FAILED = "The run could not start: reading or writing a file failed (see the details)."
 MESSAGES = [E_PROJECT_GONE, E_DATA_GONE, E_DATA_CHANGED, E_NO_DATASET, E_SETTINGS, E_NOT_WAITING, E_NO_ENTRY,
             E_BAD_VALUE, E_OUT_OF_RANGE, E_NO_VALUES, E_TOO_MANY, E_DAMAGED, E_FAILED]
 
@@ -396,8 +396,10 @@ def advance(workspace, device: str, gpu_count: int, runner_id: Optional[str] = N
         return "wait"
     except UserError as e:  # ConfigError, LaunchError, NotFound: this entry cannot train
         _refuse(workspace, entry.id, e)
-    except OSError as e:  # fsutil.DiskFull and other I/O: refused with the reason
-        _refuse(workspace, entry.id, QueueError(E_FAILED, error=str(e), details=f"{type(e).__name__}: {e}"))
+    except DiskFull as e:  # refused with the free space it measured
+        _refuse(workspace, entry.id, QueueError(e.text, **e.params))
+    except OSError as e:  # other I/O: the system's words in the details
+        _refuse(workspace, entry.id, QueueError(E_FAILED, details=f"{type(e).__name__}: {e}"))
     return "moved"
 
 
