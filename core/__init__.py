@@ -16,6 +16,7 @@ ENTRY_POINTS = (
     "core.deploy.export",  # a push to a model hub, inside a job step
     "core.machine.doctor",  # the environment probe, inside a job step
     "core.machine.gpu_check",  # one training path checked on a GPU machine (by hand)
+    "core.train.queue",  # `run WORKSPACE`: the run queue's runner (a job step); `kick WORKSPACE`: start one
     "core.train.runs",  # `clean RUN_DIR`: a failed step's partial checkpoints, run by the supervisor
     "core.deploy.convert",  # `clean DIR`: a failed conversion's partial output, run by the supervisor
     "core.demo",  # builds the demo project

@@ -10,7 +10,7 @@ from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from core.results.metrics import scalars_csv
-from ui import job_status, run_charts, session
+from ui import job_status, run_charts, run_queue, session
 from ui.frame import page_frame
 from ui.errors import show_error
 from ui.i18n import state_label, t
@@ -125,6 +125,7 @@ with tab_ckpts:
 
 # --- compare runs -------------------------------------------------------------------------------------
 with tab_compare:
+    run_queue.sweep_tables(all_runs)  # each sweep as one table
     if len(all_runs) < 2:
         st.caption(t("One run so far: start another on the Train page (e.g. with another learning rate) to compare."))
     else:

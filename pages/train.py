@@ -15,7 +15,7 @@ from core.train import launch, runs
 from core.machine import system
 from core.train.configgen import ConfigError
 from core.fsutil import human_bytes, human_duration
-from ui import job_status, run_charts, session
+from ui import job_status, run_charts, run_queue, session
 from ui.frame import page_frame
 from ui.errors import show_error, show_job_end
 from ui.i18n import state_label, t
@@ -173,8 +173,11 @@ with c2:
         else:
             st.session_state["train_run_select"] = run.id
             st.rerun()
+    run_queue.add_button(project, device, disabled=launch_problem is not None)
     if active is not None:
         st.caption(t("Run {run} is training; one run at a time uses the GPUs.", run=active.id))
+run_queue.sweep_form(project, device, disabled=launch_problem is not None)
+run_queue.panel(project)
 
 if not all_runs:
     st.info(t("No run yet. Training runs on **{device}**; the demo takes about a minute on a laptop CPU.",

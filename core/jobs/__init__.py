@@ -108,6 +108,9 @@ class Job(BaseModel):
     meta: dict = Field(default_factory=dict)
     # earlier attempts in the same directory (a run's start, then its resumes), oldest first
     history: list[dict] = Field(default_factory=list)
+    # run by the supervisor once the final state is recorded, whatever it is (a training's end lets
+    # the run queue go on)
+    after_argv: Optional[list[str]] = None
 
     @property
     def active(self) -> bool:
@@ -250,6 +253,7 @@ def start_job(
     exclusive: str | os.PathLike | None = None,
     before_spawn: Callable[[], None] | None = None,
     secret_env: dict[str, str] | None = None,
+    after_argv: list[str] | None = None,
 ) -> Job:
     """Start a detached job in ``job_dir`` (created if needed; a finished job there is replaced,
     its log kept and appended to, so a resumed run reads as one story).
@@ -260,6 +264,8 @@ def start_job(
 
     ``before_spawn``: called under the locks once the job is sure to start (e.g. to clear files of
     an earlier attempt).
+
+    ``after_argv``: a command the supervisor runs after recording the job's end (any outcome).
 
     ``secret_env``: variables (a hub token) given to the supervisor's environment only — the steps
     inherit them — and never written to ``job.json``, an argv or the log.
@@ -298,6 +304,7 @@ def start_job(
                 steps=steps,
                 attempt=(previous.attempt + 1) if previous else 1,
                 meta=meta or {},
+                after_argv=after_argv,
                 history=(previous.history + [previous.attempt_record()]) if previous else [],
             )
             try:

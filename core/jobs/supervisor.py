@@ -13,7 +13,7 @@ it writes the stop request, so training saves a checkpoint before it ends.
 It moves only its own *queued* job to running (a job a reader already ended stays ended) and only
 an active job to its final state; it keeps its own copy of the job, so a damaged ``job.json`` is
 rewritten from it. A step that did not succeed has its ``cleanup_argv`` run (partial output
-removed). Steps see ``XTUNER_STUDIO_SUPERVISOR`` (``pid:create_time``) to watch it: training stops
+removed); the job's ``after_argv`` runs once its end is recorded. Steps see ``XTUNER_STUDIO_SUPERVISOR`` (``pid:create_time``) to watch it: training stops
 and saves when its supervisor is gone. Every error of its own goes to ``supervisor.log``.
 """
 from __future__ import annotations
@@ -198,6 +198,16 @@ def supervise(job_dir: Path, job_id: Optional[str] = None) -> None:
             time.sleep(2.0)
     if unfinished is not None:  # after the state, so the end is recorded without waiting for it
         _cleanup(job_dir, unfinished)
+    if job.after_argv:
+        _after(job.after_argv)
+
+
+def _after(argv: list[str]) -> None:
+    """The job's ``after_argv`` (output to supervisor.log); its failure is logged, never raised."""
+    try:
+        subprocess.run(argv, stdin=subprocess.DEVNULL, env=job_env(), cwd=str(jobs.REPO_ROOT), timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"[{time.strftime('%H:%M:%S')}] {argv!r} failed: {exc!r}", file=sys.stderr, flush=True)
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from core import jobs
-from core.train import launch
+from core.train import launch, queue
 from core.train.configgen import ConfigError, render_config, spec_from_project
 from core.fsutil import (MB, DiskFull, Unreadable, atomic_write_json, atomic_write_text, is_disk_full, read_state)
 from core.jobs import Job, Step
@@ -301,8 +301,10 @@ def check_warm_start(project: Project, checkpoint: Path, plan: LaunchPlan) -> No
 
 
 def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
-            plan: Optional[LaunchPlan] = None, gpu_count: Optional[int] = None) -> Run:
+            plan: Optional[LaunchPlan] = None, gpu_count: Optional[int] = None, origin: Optional[dict] = None) -> Run:
     """Create a run directory with its generated config; nothing starts yet.
+
+    ``origin``: the queue entry (and sweep) the run comes from, kept in run.json as ``queue``.
 
     ``warm_start``: a checkpoint of another run whose weights this run starts from. Raises
     ``ConfigError`` / ``launch.LaunchError`` with the reason, before anything is written, when the
@@ -324,7 +326,7 @@ def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
     except OSError as e:
         raise DiskFull(project.runs_dir, checkpoint_bytes(project)) if is_disk_full(e) else e
     try:
-        _write_run(project, run, spec, device, plan, warm_start)
+        _write_run(project, run, spec, device, plan, warm_start, origin)
     except BaseException as e:
         shutil.rmtree(run.dir, ignore_errors=True)
         if is_disk_full(e):
@@ -357,7 +359,8 @@ def check_free_space(project: Project) -> None:
         raise DiskFull(project.dir, needs)
 
 
-def _write_run(project: Project, run: Run, spec, device: str, plan: LaunchPlan, warm_start: Optional[Path]) -> None:
+def _write_run(project: Project, run: Run, spec, device: str, plan: LaunchPlan, warm_start: Optional[Path],
+               origin: Optional[dict] = None) -> None:
     spec = spec.model_copy(update={
         "progress_file": str(run.progress_path),
         "stop_file": str(run.dir / jobs.STOP_FILE),
@@ -371,6 +374,7 @@ def _write_run(project: Project, run: Run, spec, device: str, plan: LaunchPlan, 
         "spec": spec.model_dump(mode="json"),
         "launch": plan.model_dump(mode="json"),
         "warm_start": {"checkpoint": str(warm_start)} if warm_start is not None else None,
+        **({"queue": origin} if origin else {}),
         "created_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     })
 
@@ -407,9 +411,13 @@ def train_argv(run: Run, resume_from: Optional[Path] = None) -> list[str]:
 
 def gpu_claim_path(project: Project) -> Path:
     """One claim file per GPU set (this machine's GPUs): one training run at a time on it."""
-    locks = Path(project.workspace) / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    return locks / "gpus-default.json"
+    path = workspace_gpu_claim(project.workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def workspace_gpu_claim(workspace: str | os.PathLike) -> Path:
+    return Path(workspace) / "locks" / "gpus-default.json"
 
 
 def start_training(project: Project, run: Run, resume_from: Optional[Path] = None) -> Job:
@@ -447,14 +455,16 @@ def start_training(project: Project, run: Run, resume_from: Optional[Path] = Non
     return jobs.start_job(run.dir, [step], kind="train", title=title,
                           meta={"project": project.name, "run": run.id, "needs_bytes": checkpoint_bytes(project),
                                 "resume_from": str(resume_from) if resume_from else None},
-                          exclusive=gpu_claim_path(project), before_spawn=before_spawn)
+                          exclusive=gpu_claim_path(project), before_spawn=before_spawn,
+                          after_argv=queue.kick_argv(project.workspace))  # the run queue goes on when it ends
 
 
 def start_new_run(project: Project, device: str, warm_start: Optional[Path] = None,
-                  plan: Optional[LaunchPlan] = None, gpu_count: Optional[int] = None) -> tuple[Run, Job]:
+                  plan: Optional[LaunchPlan] = None, gpu_count: Optional[int] = None,
+                  origin: Optional[dict] = None) -> tuple[Run, Job]:
     """Create a run and start it; when it cannot start (``JobBusy``: another tab was first) the
     new run directory is removed again, so a lost race leaves nothing behind."""
-    run = new_run(project, device, warm_start=warm_start, plan=plan, gpu_count=gpu_count)
+    run = new_run(project, device, warm_start=warm_start, plan=plan, gpu_count=gpu_count, origin=origin)
     try:
         return run, start_training(project, run)
     except BaseException:
