@@ -16,16 +16,6 @@ from core.train import queue, runs
 from tests.conftest import REPO
 
 
-def wait_for(predicate, timeout=60.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
-
-
 def make_project(ws, name="p", **hp):
     data = ws / f"{name}.jsonl"
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
