@@ -184,6 +184,7 @@ def demo_hyperparams():
         save_steps=20,
         save_total_limit=3,
         evaluation_freq=20,
+        heldout_ratio=0.05,
         logging_interval=1,
         lora_r=32,
         lora_alpha=64,

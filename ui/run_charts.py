@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.results import charts, compare
+from core.results import charts, compare, heldout
 from core.train.runs import Run
 from ui.i18n import t
 
@@ -30,7 +30,20 @@ def show(run: Run, key: str, x_max: int | None = None) -> bool:
         cols = st.columns(2)
         for col, (name, fig) in zip(cols, figures[i:i + 2]):
             col.plotly_chart(fig, key=f"{key}_{name}")
+    heldout_note(curves)
     return bool(figures)
+
+
+def heldout_note(curves: charts.RunCurves) -> None:
+    """The checkpoint with the lowest held-out loss, and over-fitting in words when it shows."""
+    points = curves.reader.series("heldout_loss")
+    best = heldout.lowest(points)
+    if best is None:
+        return
+    st.caption(t("Lowest held-out loss: {loss:.4f} at iter {iteration}.", loss=best[1], iteration=best[0]))
+    over = heldout.overfitting(points, curves.reader.series("loss"))
+    if over is not None:
+        st.warning(t(heldout.E_OVERFIT, start=over.start, end=over.end), icon=":material/trending_up:")
 
 
 def compare_runs(runs: list[Run], key: str) -> None:

@@ -7,7 +7,8 @@ The Train page, the Results page and run comparison all draw through this module
   minimum and maximum of each bucket of consecutive points are kept (so a spike survives), at most
   ``2 × MAX_BUCKETS`` points per curve, whatever the length of the run.
 - ``RunCurves``: ``Curves`` fed by a ``ScalarsReader``; ``poll()`` costs only what was appended.
-- ``scalar_figures`` (one run) and ``compare_figure`` (several runs, one key).
+- ``scalar_figures`` (one run) and ``compare_figure`` (several runs, one key). The loss chart also
+  shows the held-out loss at each checkpoint, when the run measures it, with its lowest point starred.
 
 Text goes through ``tr`` (the page passes its translator; default English). mmengine's keys:
 ``loss``, ``lr``, ``grad_norm``, ``time`` (seconds per iteration), ``data_time`` and, on GPU,
@@ -20,6 +21,7 @@ from typing import Callable, Iterable, Optional
 
 import plotly.graph_objects as go
 
+from core.results import heldout
 from core.results.metrics import ScalarsReader
 
 Series = tuple[list[int], list[float]]
@@ -31,7 +33,7 @@ SMOOTHED = ("loss", "grad_norm", "rate")  # curves drawn raw (thin) and smoothed
 # the order the charts are shown in; other numeric keys get a plain line chart after these
 KNOWN = ("loss", "lr", "grad_norm", "time", "memory")
 # shown inside another chart (data_time, rate, data_share: throughput), or not a curve
-HIDDEN = ("data_time", "iter", "step", "epoch", "rate", "data_share")
+HIDDEN = ("data_time", "iter", "step", "epoch", "rate", "data_share", "heldout_loss", "heldout_s")
 
 
 def _same(text: str) -> str:
@@ -226,6 +228,18 @@ def _line(curves: Curves, key: str, name: str) -> go.Figure:
     return go.Figure(go.Scatter(x=xs, y=ys, mode="lines", name=name))
 
 
+def _heldout(fig: go.Figure, curves: Curves, tr: Translate) -> None:
+    """The held-out loss at each checkpoint beside the training loss, its lowest point marked."""
+    xs, ys = curves.points("heldout_loss")
+    if not xs:
+        return
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=tr("held-out loss"),
+                             line=dict(width=2, dash="dash", color="#d62728")))
+    best = heldout.lowest((xs, ys))
+    fig.add_trace(go.Scatter(x=[best[0]], y=[best[1]], mode="markers", name=tr("lowest held-out loss"),
+                             marker=dict(symbol="star", size=14, color="#d62728")))
+
+
 def throughput_label(tokens_per_iter: Optional[float], tr: Translate = _same) -> str:
     return tr("tokens/s") if tokens_per_iter else tr("iterations/s")
 
@@ -255,6 +269,7 @@ def scalar_figures(curves: Curves, tr: Translate = _same, resumes: Iterable[int]
         if key == "loss":
             fig = go.Figure()
             _raw_and_smoothed(fig, curves, "loss", tr("loss"), tr)
+            _heldout(fig, curves, tr)
             title, y_title, marks = tr("Training loss"), tr("loss"), resumes
         elif key == "lr":
             fig, title, y_title = _line(curves, key, tr("learning rate")), tr("Learning rate"), tr("learning rate")

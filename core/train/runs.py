@@ -29,6 +29,7 @@ from typing import Optional
 from core import jobs
 from core.train import launch
 from core.train.configgen import ConfigError, render_config, spec_from_project
+from core.train.heldout import check_heldout
 from core.fsutil import (MB, DiskFull, Unreadable, atomic_write_json, atomic_write_text, is_disk_full, read_state)
 from core.jobs import Job, Step
 from core.train.launch import LaunchPlan
@@ -318,6 +319,7 @@ def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
         check_warm_start(project, Path(warm_start), plan)
     spec = spec_from_project(project, device=device)
     render_config(spec)  # raises ConfigError before anything is written
+    check_heldout(spec.dataset_path, spec.hyperparams.heldout_ratio, spec.hyperparams.batch_size)
     check_free_space(project)
     try:
         run = _make_run_dir(project)
