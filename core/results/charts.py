@@ -309,4 +309,22 @@ def compare_figure(runs: list[tuple[str, Curves]], key: str, title: str, y_title
     return _layout(fig, title, y_title, tr)
 
 
+def score_heatmap(table: dict[int, dict[int, float]], questions: list[str], iterations: list[int],
+                  tr: Translate = _same) -> go.Figure:
+    """Evaluation scores: one row per scored question, one column per checkpoint, 0 (red) to 1 (green)."""
+    rows = sorted(table)
+    labels = [tr("Q{n}").format(n=qi + 1) for qi in rows]
+    z = [[table[qi].get(it) for it in iterations] for qi in rows]
+    hover = [[questions[qi] if qi < len(questions) else ""] * len(iterations) for qi in rows]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[f"iter {it}" for it in iterations], y=labels, zmin=0, zmax=1, colorscale="RdYlGn",
+        text=[[f"{v:.0%}" if v is not None else "" for v in row] for row in z], texttemplate="%{text}",
+        customdata=hover, hovertemplate="%{customdata}<br>%{x}: %{text}<extra></extra>",
+        colorbar=dict(title=tr("score"))))
+    fig.update_layout(title=tr("Scores by checkpoint"), height=120 + 40 * len(rows),
+                      margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"),
+                      xaxis=dict(type="category"))
+    return fig
+
+
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
