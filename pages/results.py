@@ -57,6 +57,7 @@ with tab_curves:
                        file_name=f"{run.id}-scalars.csv", mime="text/csv", icon=":material/download:",
                        help=t("The charts draw at most 1000 points per curve (the lowest and highest of each "
                               "stretch, so spikes show); the file holds every logged point."))
+    evidence.tensorboard_panel(run)
 
 # --- evaluation answers ------------------------------------------------------------------------------
 with tab_evals:

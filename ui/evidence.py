@@ -5,8 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.project import Project
-from core.results import best, charts, scoring
+from core import jobs
+from core.results import best, charts, scoring, tensorboard
 from core.train.runs import Run
+from ui import job_status
+from ui.errors import show_error
 from ui.i18n import t
 
 
@@ -51,3 +54,27 @@ def score_heatmap(project: Project, run: Run, answers: dict[int, list[str]], key
         st.caption(t("Give expected answers on Configure → Evaluation to score every checkpoint's answers."))
         return
     st.plotly_chart(charts.score_heatmap(table, questions, list(answers), tr=t), key=key)
+
+
+def tensorboard_panel(run: Run) -> None:
+    """The line that serves the run's TensorBoard events, and a button that serves them as a job."""
+    with st.expander(t("TensorBoard"), icon=":material/insights:"):
+        if not tensorboard.available():
+            st.caption(t("TensorBoard is not installed in this environment (requirements.txt pins it)."))
+            return
+        job = jobs.read_job(tensorboard.job_dir(run))
+        port = tensorboard.port_of(job) if job is not None and job.active else tensorboard.free_port()
+        st.caption(t("The same from a shell on this machine (the app's environment activated):"))
+        st.code(tensorboard.command_line(run, port), language="bash")
+        st.caption(t("From your laptop, forward the port and browse to http://localhost:{port}: "
+                     "ssh -N -L {port}:127.0.0.1:{port} <user>@<gpu-box>", port=port))
+        if job is None or not job.active:
+            if st.button(t("Start TensorBoard"), key=f"tb_start_{run.id}", icon=":material/play_arrow:"):
+                try:
+                    tensorboard.start(run, port)
+                except jobs.JobBusy as e:
+                    show_error(e)
+                else:
+                    st.rerun()
+        job_status.panel(tensorboard.job_dir(run), t("TensorBoard"), key=f"tb_{run.id}",
+                         running=t("TensorBoard serves this run on http://127.0.0.1:{port}", port=port))

@@ -9,6 +9,7 @@ fixed allow-lists.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 from typing import Literal, Optional
 
@@ -146,6 +147,9 @@ def render_config(spec: TrainSpec) -> str:
     add("from xtuner.model import SupervisedFinetune")
     add("from xtuner.utils import PROMPT_TEMPLATE")
     add("")
+    tensorboard = importlib.util.find_spec("tensorboard") is not None  # an environment made before it: none
+    if tensorboard:
+        add("from mmengine.visualization import LocalVisBackend, TensorboardVisBackend, Visualizer")
     add("from core.train.mmhooks import StudioProgressHook, StudioStopHook, WarmupLinearLR")
     if hp.heldout_ratio:
         add("from core.train.heldout import split_dataset")
@@ -328,7 +332,11 @@ def render_config(spec: TrainSpec) -> str:
     if not gpu:
         add("# CPU: under torchrun (gloo) DDP must not be given a CUDA device id")
         add("model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)")
-    add("visualizer = None")
+    if tensorboard:  # scalars.json as before, and TensorBoard's events beside it (XTuner Studio: Results)
+        add("visualizer = dict(type=Visualizer, vis_backends=[dict(type=LocalVisBackend),")
+        add("                                                 dict(type=TensorboardVisBackend)])")
+    else:
+        add("visualizer = None")
     add("log_level = 'INFO'")
     add(f"load_from = {lit(spec.load_from)}  # warm start from a checkpoint's weights (resume=False)")
     add("resume = False")

@@ -33,6 +33,7 @@ from core.train.heldout import check_heldout
 from core.fsutil import (MB, DiskFull, Unreadable, atomic_write_json, atomic_write_text, is_disk_full, read_state)
 from core.jobs import Job, Step
 from core.train.launch import LaunchPlan
+from core.results import repro
 from core.results.metrics import last_record, read_progress
 from core.paths import REPO_ROOT, python_executable
 from core.project import Project
@@ -375,6 +376,7 @@ def _write_run(project: Project, run: Run, spec, device: str, plan: LaunchPlan, 
         "warm_start": {"checkpoint": str(warm_start)} if warm_start is not None else None,
         "created_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     })
+    repro.record(run.dir, train_argv(run), training_env(project), spec.hyperparams.seed, [spec.dataset_path])
 
 
 def list_runs(project: Project) -> list[Run]:
