@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from core.errors import UserError
+from core.project import ProjectStore
+from core.train import runs
+from core.train.configgen import ConfigError
 from core.results import charts, heldout
 from core.results.metrics import ScalarsReader, last_record
 from core.train.configgen import TrainSpec, render_config
@@ -33,7 +35,7 @@ def test_a_share_leaving_fewer_than_one_batch_is_refused_with_the_numbers(tmp_pa
     assert count_records(path) == 30
     check_heldout(path, 0.0, 64)  # no held-out share: nothing to check
     check_heldout(path, 0.1, 3)  # 3 held out, a batch of 3
-    with pytest.raises(UserError) as e:
+    with pytest.raises(ConfigError) as e:
         check_heldout(path, 0.1, 4)
     assert e.value.text == "A held-out share of {share:.0%} of {n} records keeps {heldout} for held-out loss and " \
                            "{train} for training; each needs at least one batch ({batch}). Choose a larger share, " \
@@ -95,3 +97,15 @@ def test_the_lowest_checkpoint_and_over_fitting_in_words():
     flat = ([i for i in range(1, 101)], [1.0] * 100)  # training loss not falling: not over-fitting
     assert heldout.overfitting(([20, 40, 60, 80], [3.0, 1.0, 1.2, 1.5]), flat) is None
     assert heldout.cost_share([1.0, 2.0], 100.0) == 0.03
+
+
+def test_start_refuses_such_a_share_before_making_a_run(workspace, tmp_path):
+    (workspace / "model").mkdir()
+    store = ProjectStore(workspace)
+    project = store.create("p", method="lora", prompt_template="qwen_chat", model_path=str(workspace / "model"),
+                           dataset_path=str(dataset(tmp_path, 10)))
+    project = store.save(project.model_copy(update={"hyperparams": project.hyperparams.model_copy(
+        update={"heldout_ratio": 0.05, "batch_size": 2})}))
+    with pytest.raises(ConfigError, match="keeps 1 for held-out loss and 9 for training"):
+        runs.new_run(project, "cpu", gpu_count=0)
+    assert runs.list_runs(project) == [] and not any(project.runs_dir.iterdir())

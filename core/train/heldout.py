@@ -3,14 +3,12 @@
 The split is XTuner's dataset loader followed by ``datasets``' ``train_test_split`` with a fixed seed:
 the training part and the held-out part of a config read the same file and never overlap
 (``split_dataset``, called from inside the training process). ``check_heldout`` refuses, before a
-run is made, a share that leaves fewer than one batch on either side.
+run is made (a ``ConfigError``, shown where Start is), a share that leaves fewer than one batch on either side.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
-
-from core.errors import UserError
 
 SPLIT_SEED = 0  # the same records are held out on every start and resume of a run
 
@@ -37,13 +35,14 @@ def split_sizes(n: int, share: float) -> tuple[int, int]:
 
 
 def check_heldout(dataset_path: str | Path, share: float, batch_size: int) -> None:
-    """Raise ``UserError`` when ``share`` leaves fewer than one batch for training or for held-out loss."""
+    """Raise ``ConfigError`` when ``share`` leaves fewer than one batch for training or for held-out loss."""
     if not share:
         return
+    from core.train.configgen import ConfigError  # here: the training process imports this module too
     n = count_records(dataset_path)
     train, heldout = split_sizes(n, share)
     if heldout < batch_size or train < batch_size:
-        raise UserError(E_TOO_FEW, share=share, n=n, heldout=heldout, train=train, batch=batch_size)
+        raise ConfigError(E_TOO_FEW, share=share, n=n, heldout=heldout, train=train, batch=batch_size)
 
 
 def split_dataset(path: str, heldout_ratio: float, part: str):
