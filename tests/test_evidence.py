@@ -9,6 +9,7 @@ from core.results import best, charts, scoring
 from core.results.scoring import ExpectedAnswer
 from core.train import runs
 from tests.apptests import open_page
+from ui import i18n
 
 LITERAL = "{name} said \"{0}\" and '{{x}}'"  # braces and quotes: compared as typed, never formatted
 
@@ -92,8 +93,12 @@ def test_results_suggests_a_checkpoint_and_draws_the_heatmap(workspace):
     (heat,) = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart") if c.key == "res_scores"]
     assert heat[0]["type"] == "heatmap" and heat[0]["z"] == [[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]]
     assert any("Lowest held-out loss: 0.4000 at iter 40" in c.value for c in at.caption)
+    i18n.reset_missing()
     zh = open_page(workspace, "pages/results.py", lang="zh")
     assert any("建议的检查点" in i.value for i in zh.info)
+    open_page(workspace, "pages/convert_chat.py", lang="zh")
+    open_page(workspace, "pages/train.py", lang="zh")
+    assert i18n.missing_keys() == set()
 
 
 def test_convert_preselects_the_suggested_checkpoint(workspace):

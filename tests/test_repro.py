@@ -46,3 +46,12 @@ def test_the_bundle_is_one_zip_with_config_command_packages_hashes_seed_and_vers
     readme = z.read(f"{run.id}/README.txt").decode()
     assert "Seed: 1234" in readme and "sha256 " in readme and runs.train_argv(run)[0] in readme
     assert z.read(f"{run.id}/config.py") == run.config_path.read_bytes()
+
+
+def test_the_run_history_offers_the_bundle(workspace):
+    from tests.apptests import open_page
+
+    _, run = make_run(workspace)
+    at = open_page(workspace, "pages/train.py", project="p")
+    (button,) = [b for b in at.get("download_button") if b.proto.label.startswith("Reproducibility bundle")]
+    assert run.id in button.proto.label
