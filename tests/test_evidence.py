@@ -128,3 +128,13 @@ def test_configure_saves_expected_answers_beside_their_questions_as_typed(demo_w
     project = ProjectStore(ws).load("demo")
     assert project.evaluation_inputs == ["Who are you?", "Say it"]
     assert project.evaluation_expected == [ExpectedAnswer(), ExpectedAnswer(text=LITERAL, metric="exact")]
+
+
+def test_run_comparison_overlays_held_out_loss(workspace):
+    import shutil
+
+    _, run = fake_run(workspace)
+    shutil.copytree(run.dir, run.dir.with_name("20260102-000000-lora"))
+    at = open_page(workspace, "pages/results.py")
+    (fig,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.key == "cmp_heldout_loss"]
+    assert [list(trace["x"]) for trace in fig["data"]] == [[20, 40, 60]] * 2

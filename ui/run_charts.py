@@ -47,7 +47,7 @@ def heldout_note(curves: charts.RunCurves) -> None:
 
 
 def compare_runs(runs: list[Run], key: str) -> None:
-    """Loss, learning rate, gradient norm and throughput of several runs, one chart each."""
+    """Loss, learning rate, gradient norm, throughput (and held-out loss, when measured) of several runs."""
     pairs = [(r.id, curves_of(r)) for r in runs]
     per_iter = [compare.tokens_per_iteration(r) for r in runs]
     tokens = all(per_iter)
@@ -56,6 +56,8 @@ def compare_runs(runs: list[Run], key: str) -> None:
             ("grad_norm", t("Gradient norm"), t("norm before clipping"), False, None),
             ("rate", t("Throughput"), charts.throughput_label(per_iter[0] if tokens else None, t), False,
              per_iter if tokens else None)]
+    if any(curves.points("heldout_loss")[0] for _, curves in pairs):
+        rows.append(("heldout_loss", t("Held-out loss"), t("loss"), False, None))
     for i in range(0, len(rows), 2):
         cols = st.columns(2)
         for col, (name, title, y_title, smoothed, scales) in zip(cols, rows[i:i + 2]):
