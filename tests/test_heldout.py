@@ -1,5 +1,6 @@
 """Held-out loss: the split, the < 1 batch refusal, the config, reading it back, the lowest point, over-fitting."""
 import json
+import time
 
 import pytest
 
@@ -109,3 +110,38 @@ def test_start_refuses_such_a_share_before_making_a_run(workspace, tmp_path):
     with pytest.raises(ConfigError, match="keeps 1 for held-out loss and 9 for training"):
         runs.new_run(project, "cpu", gpu_count=0)
     assert runs.list_runs(project) == [] and not any(project.runs_dir.iterdir())
+
+
+@pytest.mark.slow
+def test_a_stopped_and_resumed_run_measures_every_checkpoint_once(demo_workspace, tmp_path):
+    """Real training on the demo: held-out loss at each save point, at the checkpoint a stop saved, and
+    at the end; the resumed stretch continues the same series without duplicates."""
+    from core import jobs
+    from core.demo import DEMO_TEMPLATE, demo_hyperparams
+
+    demo = ProjectStore(demo_workspace).load("demo")
+    project = ProjectStore(tmp_path / "ws").create(
+        "demo", method="lora", model_path=demo.model_path, dataset_path=demo.dataset_path,
+        prompt_template=DEMO_TEMPLATE, evaluation_inputs=[],
+        hyperparams=demo_hyperparams().model_copy(update={"max_epochs": 1, "heldout_ratio": 0.05,
+                                                          "evaluation_freq": 1000}))
+    run, _ = runs.start_new_run(project, "cpu", gpu_count=0)
+
+    def measured():
+        reader = ScalarsReader(run.work_dir)
+        reader.poll()
+        return reader.series("heldout_loss")[0]
+
+    deadline = time.monotonic() + 600
+    while not measured() or (run.progress().get("iter") or 0) < 23:  # past the first save (20), not at the next
+        assert run.job().active and time.monotonic() < deadline, run.log_path.read_text()[-3000:]
+        time.sleep(0.2)
+    jobs.request_stop(run.dir)
+    assert jobs.wait_job(run.dir, timeout=300).state == "stopped"
+    n = run.latest_checkpoint()
+    stop_at = int(n.stem.split("_")[1])
+    assert stop_at > 20 and measured() == sorted({20, stop_at})  # a stop at 40 is a save point: measured once
+    runs.start_training(project, run, resume_from=n)
+    assert jobs.wait_job(run.dir, timeout=900).state == "succeeded", run.log_path.read_text()[-3000:]
+    total = run.progress()["max_iters"]
+    assert measured() == sorted({20, stop_at, *range(20, total + 1, 20), total})
