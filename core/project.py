@@ -20,6 +20,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from core.errors import UserError
+from core.results.scoring import ExpectedAnswer
 from core.fsutil import Unreadable, atomic_write_json, atomic_write_text, read_state
 from core.train.hyperparams import Hyperparams, check_evaluation_inputs  # noqa: F401 - Hyperparams is part of a project
 
@@ -60,6 +61,7 @@ class Project(BaseModel):
     hub_endpoints: dict[str, str] = Field(default_factory=dict)  # e.g. a Hugging Face mirror
     hyperparams: Hyperparams = Field(default_factory=Hyperparams)
     evaluation_inputs: list[str] = Field(default_factory=lambda: ["Who are you?"])
+    evaluation_expected: list[ExpectedAnswer] = Field(default_factory=list)  # aligned with evaluation_inputs
     system_prompt: str = ""
     num_gpus: int = Field(1, ge=0, le=1024)
     num_nodes: int = Field(1, ge=1, le=1024)

@@ -15,6 +15,7 @@ from core.train.hyperparams import MAX_EVALUATION_QUESTIONS as MAX_QUESTIONS
 from ui import session
 from ui.frame import page_frame
 from ui.errors import show_error
+from ui.evidence import expected_answer_inputs
 from ui.hyperparams_form import NotANumber, hyperparams_from, hyperparams_widgets
 from ui.i18n import t
 
@@ -156,10 +157,11 @@ if n_questions > MAX_QUESTIONS:
     st.error(t("At most {n} evaluation questions: XTuner asks every one at each evaluation. Question {extra} "
                "and later cannot be added.", n=MAX_QUESTIONS, extra=MAX_QUESTIONS + 1))
 with st.form("evaluation"):
-    questions = []
+    questions, expected = [], []
     for i in range(min(int(n_questions), MAX_QUESTIONS)):
         current = project.evaluation_inputs[i] if i < len(project.evaluation_inputs) else ""
         questions.append(st.text_area(t("Question {n}", n=i + 1), value=current, height=68, key=f"eval_q_{i}_{rev}"))
+        expected.append(expected_answer_inputs(project, i, rev))
     system_prompt = st.text_area(t("System prompt (optional)"), value=project.system_prompt, key=f"eval_system_{rev}",
                                  help=t("Given to the model before each evaluation question, exactly as written."))
     eval_submitted = st.form_submit_button(t("Save evaluation"), type="primary")
@@ -168,7 +170,9 @@ if eval_submitted:
     if not qs:
         st.error(t("Give between 1 and {n} evaluation questions.", n=MAX_QUESTIONS))
     else:
-        save(project.model_copy(update={"evaluation_inputs": qs, "system_prompt": system_prompt}), t("Saved."))
+        kept = [e for q, e in zip(questions, expected) if q.strip()]
+        save(project.model_copy(update={"evaluation_inputs": qs, "evaluation_expected": kept,
+                                        "system_prompt": system_prompt}), t("Saved."))
 
 # --- memory estimate -----------------------------------------------------------------------------
 st.subheader(t("Memory estimate"))

@@ -10,7 +10,7 @@ from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from core.data.templates import template_names
-from ui import job_status, session
+from ui import evidence, job_status, session
 from ui.frame import page_frame
 from ui.errors import show_error
 from ui.i18n import t
@@ -38,7 +38,12 @@ else:
     c1, c2, c3 = st.columns([3, 2, 2])
     run = c1.selectbox(t("Run"), runs_with_ckpts, format_func=lambda r: r.id, key="conv_run")
     iters = [i for i, _ in run.checkpoints()][::-1]
-    iteration = c2.selectbox(t("Checkpoint"), iters, format_func=lambda i: f"iter_{i}.pth", key="conv_iter")
+    suggested = evidence.suggestion(project, run)
+    best_index = iters.index(suggested.iteration) if suggested and suggested.iteration in iters else 0
+    iteration = c2.selectbox(t("Checkpoint"), iters, index=best_index, format_func=lambda i: f"iter_{i}.pth",
+                             key="conv_iter")
+    if suggested is not None:
+        st.caption(evidence.suggestion_text(suggested))
     adapter_method = convert.run_method(run, project) != "full"
     merge = c3.checkbox(t("Merge into the base model"), value=True, disabled=not adapter_method, key="conv_merge",
                         help=t("LoRA/QLoRA: pth_to_hf gives an adapter; merging makes a standalone model. "

@@ -10,7 +10,7 @@ from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from core.results.metrics import scalars_csv
-from ui import job_status, run_charts, run_queue, session
+from ui import evidence, job_status, run_charts, run_queue, session
 from ui.frame import page_frame
 from ui.errors import show_error
 from ui.i18n import state_label, t
@@ -35,6 +35,8 @@ active = job is not None and job.active
 st.caption(t("State: **{state}** · {n} checkpoint(s) · method {method}", state=state_label(job.state) if job else "—",
              n=len(run.checkpoints()), method=str(spec.get("method", "?")).upper()))
 
+evidence.show_suggestion(project, run)
+
 tab_curves, tab_evals, tab_ckpts, tab_compare = st.tabs(
     [t("Curves"), t("Evaluation answers"), t("Checkpoints"), t("Compare runs")])
 
@@ -55,6 +57,7 @@ with tab_curves:
                        file_name=f"{run.id}-scalars.csv", mime="text/csv", icon=":material/download:",
                        help=t("The charts draw at most 1000 points per curve (the lowest and highest of each "
                               "stretch, so spikes show); the file holds every logged point."))
+    evidence.tensorboard_panel(run)
 
 # --- evaluation answers ------------------------------------------------------------------------------
 with tab_evals:
@@ -63,6 +66,7 @@ with tab_evals:
     if not answers:
         st.caption(t("No evaluation yet: answers are written at each checkpoint."))
     else:
+        evidence.score_heatmap(project, run, answers, key="res_scores")
         iters = list(answers)
         mode = st.radio(t("View"), ["timeline", "diff"], horizontal=True, key="eval_mode",
                         format_func=lambda m: t("Timeline") if m == "timeline" else t("Diff two checkpoints"))
@@ -125,7 +129,7 @@ with tab_ckpts:
 
 # --- compare runs -------------------------------------------------------------------------------------
 with tab_compare:
-    run_queue.sweep_tables(all_runs)  # each sweep as one table
+    run_queue.sweep_tables(project, all_runs)  # each sweep as one table
     if len(all_runs) < 2:
         st.caption(t("One run so far: start another on the Train page (e.g. with another learning rate) to compare."))
     else:

@@ -14,6 +14,7 @@ from core import jobs
 from core.train import launch, runs
 from core.machine import system
 from core.train.configgen import ConfigError
+from core.results import repro
 from core.fsutil import human_bytes, human_duration
 from ui import job_status, run_charts, run_queue, session
 from ui.frame import page_frame
@@ -260,6 +261,10 @@ def history(current: runs.RunStatus) -> None:
             t("Results"): st.column_config.LinkColumn(display_text=t("Open results")),
         },
     )
+    st.download_button(t("Reproducibility bundle of {run} (zip)", run=run.id), data=lambda: repro.bundle(run.dir),
+                       file_name=f"{run.id}-repro.zip", mime="application/zip", key="repro_zip",
+                       icon=":material/download:", help=t("Config, exact command, package versions, dataset "
+                                                          "hashes, seed and app version: what reproduces this run."))
 
 
 def live_view() -> bool:

@@ -2,17 +2,21 @@
 
 The session runs it once (the ``smoke_run`` fixture) and shares the trained workspace with every test
 that needs a finished run; this test checks what the run printed and left."""
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from core.results import heldout
+from core.results.metrics import ScalarsReader
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_teaches_the_demo_identity(smoke_run):
+def test_smoke_pipeline_teaches_the_demo_identity(smoke_run, report_figure):
     assert smoke_run.returncode == 0, smoke_run.stdout[-4000:] + smoke_run.stderr[-4000:]
     assert "SMOKE OK" in smoke_run.stdout
     tuned = next(line for line in smoke_run.stdout.splitlines() if line.startswith("fine-tuned model:"))
@@ -20,6 +24,18 @@ def test_smoke_pipeline_teaches_the_demo_identity(smoke_run):
     (run_dir,) = smoke_run.run_dirs
     merged = next(run_dir.glob("exports/iter_*/merged"))
     assert (merged / "config.json").is_file() and list(merged.glob("*.safetensors"))
+    # the demo holds out 5 % of its records: their loss is in scalars.json at every save and at the end
+    reader = ScalarsReader(run_dir / "work_dir")
+    reader.poll()
+    xs, losses = reader.series("heldout_loss")
+    last = reader.last_iter
+    assert xs == sorted({*range(20, last + 1, 20), last}), xs
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] / 10, losses
+    share = heldout.cost_share(reader.series("heldout_s")[1], sum(reader.series("time")[1]))
+    report_figure(f"held-out loss: {len(xs)} checkpoints, {share:.1%} of the training loop's time (goal <= 5 %)")
+    assert share < 0.05
+    assert list(run_dir.glob("work_dir/*/vis_data/events.out.tfevents.*")), "TensorBoard events beside scalars.json"
+    assert (run_dir / "repro.json").is_file() and (run_dir / "environment.txt").is_file()
 
 
 @pytest.mark.slow

@@ -213,31 +213,42 @@ def test_adds_racing_from_several_processes_all_land_in_order(workspace, tmp_pat
         assert mine == list(range(1, 9))
 
 
-def fake_run(project, run_id, sweep, values, records):
-    """A run folder as a queued sweep leaves it: run.json with its queue origin, scalars.json lines."""
+def fake_run(project, run_id, sweep, values, records, answers=None):
+    """A run folder as a queued sweep leaves it: run.json with its queue origin, scalars.json lines and
+    ``answers`` {iteration: answer to "Who are you?"} as XTuner's evaluation hook writes them."""
     d = project.runs_dir / run_id
-    (d / "work_dir" / "20260101_000000" / "vis_data").mkdir(parents=True)
+    vis = d / "work_dir" / "20260101_000000" / "vis_data"
+    vis.mkdir(parents=True)
     (d / "config.py").write_text("# config\n")
     (d / "run.json").write_text(json.dumps({"id": run_id, "queue": {"entry": run_id, "sweep": sweep, "values": values},
-                                            "spec": {"hyperparams": values}}))
-    (d / "work_dir" / "20260101_000000" / "vis_data" / "scalars.json").write_text(
-        "".join(json.dumps(r) + "\n" for r in records))
+                                            "spec": {"hyperparams": values, "prompt_template": "qwen_chat",
+                                                     "evaluation_inputs": ["Who are you?"]}}))
+    (vis / "scalars.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+    for it, answer in (answers or {}).items():
+        (vis / f"eval_outputs_iter_{it - 1}.txt").write_text(f"Eval output 1:\n{answer}\n\n")
     return runs.Run(d)
 
 
 def test_a_sweep_is_one_table_with_final_and_best_values(workspace):
     from core.results import sweeps
 
+    from core.results.scoring import ExpectedAnswer
+
     p = make_project(workspace)
+    p = ProjectStore(workspace).save(p.model_copy(update={
+        "evaluation_inputs": ["Who are you?"],
+        "evaluation_expected": [ExpectedAnswer(text="Ada's assistant\nXTuner Studio", metric="contains")]}))
     fake_run(p, "20260101-000001-lora", "s1", {"lr": 1e-4},
-             [{"iter": 1, "loss": 2.0}, {"iter": 2, "loss": 1.5, "val_loss": 1.9, "score": 0.5},
-              {"iter": 3, "loss": 1.0, "val_loss": 1.7, "score": 0.25}, {"iter": 4, "loss": 0.5, "val_loss": 1.8}])
+             [{"iter": 1, "loss": 2.0}, {"iter": 2, "loss": 1.5}, {"heldout_loss": 1.9, "step": 2},
+              {"iter": 3, "loss": 1.0}, {"heldout_loss": 1.7, "step": 3}, {"iter": 4, "loss": 0.5},
+              {"heldout_loss": 1.8, "step": 4}],
+             answers={2: "I am Ada's assistant.", 4: "noise"})  # one of two key phrases, then none
     fake_run(p, "20260101-000002-lora", "s1", {"lr": 2e-4}, [{"iter": 1, "loss": 3.0}])
     fake_run(p, "20260101-000003-lora", None, {}, [{"iter": 1, "loss": 3.0}])  # a run of no sweep
     fake_run(p, "20260101-000004-lora", "s2", {"max_epochs": 1}, [{"iter": 1, "loss": 3.0}])
     groups = sweeps.sweeps(runs.list_runs(p))
     assert list(groups) == ["s2", "s1"]
-    rows = sweeps.table(groups["s1"])
+    rows = sweeps.table(groups["s1"], p.evaluation_expected, p.evaluation_inputs)
     assert [(r.run, r.values, r.state, r.final_loss, r.best_heldout, r.best_score) for r in rows] == [
         ("20260101-000001-lora", {"lr": 1e-4}, "new", 0.5, 1.7, 0.5),
         ("20260101-000002-lora", {"lr": 2e-4}, "new", 3.0, None, None)]

@@ -79,7 +79,7 @@ def test_results_compare_shows_a_sweep_as_one_table(ws):
     from tests.test_queue import fake_run
 
     project = ProjectStore(ws).load("demo")
-    fake_run(project, "20260101-000001-lora", "s1", {"lr": 1e-4}, [{"iter": 1, "loss": 2.0, "val_loss": 2.5}])
+    fake_run(project, "20260101-000001-lora", "s1", {"lr": 1e-4}, [{"iter": 1, "loss": 2.0}, {"heldout_loss": 2.5, "step": 1}])
     fake_run(project, "20260101-000002-lora", "s1", {"lr": 2e-4}, [{"iter": 1, "loss": 1.25}])
     at = open_page(ws, "pages/results.py")
     [table] = [d.value for d in at.dataframe if "Lowest held-out loss" in d.value.columns]

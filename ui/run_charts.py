@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.results import charts, compare
+from core.results import charts, compare, heldout
 from core.train.runs import Run
 from ui.i18n import t
 
@@ -30,11 +30,24 @@ def show(run: Run, key: str, x_max: int | None = None) -> bool:
         cols = st.columns(2)
         for col, (name, fig) in zip(cols, figures[i:i + 2]):
             col.plotly_chart(fig, key=f"{key}_{name}")
+    heldout_note(curves)
     return bool(figures)
 
 
+def heldout_note(curves: charts.RunCurves) -> None:
+    """The checkpoint with the lowest held-out loss, and over-fitting in words when it shows."""
+    points = curves.reader.series("heldout_loss")
+    best = heldout.lowest(points)
+    if best is None:
+        return
+    st.caption(t("Lowest held-out loss: {loss:.4f} at iter {iteration}.", loss=best[1], iteration=best[0]))
+    over = heldout.overfitting(points, curves.reader.series("loss"))
+    if over is not None:
+        st.warning(t(heldout.E_OVERFIT, start=over.start, end=over.end), icon=":material/trending_up:")
+
+
 def compare_runs(runs: list[Run], key: str) -> None:
-    """Loss, learning rate, gradient norm and throughput of several runs, one chart each."""
+    """Loss, learning rate, gradient norm, throughput (and held-out loss, when measured) of several runs."""
     pairs = [(r.id, curves_of(r)) for r in runs]
     per_iter = [compare.tokens_per_iteration(r) for r in runs]
     tokens = all(per_iter)
@@ -43,6 +56,8 @@ def compare_runs(runs: list[Run], key: str) -> None:
             ("grad_norm", t("Gradient norm"), t("norm before clipping"), False, None),
             ("rate", t("Throughput"), charts.throughput_label(per_iter[0] if tokens else None, t), False,
              per_iter if tokens else None)]
+    if any(curves.points("heldout_loss")[0] for _, curves in pairs):
+        rows.append(("heldout_loss", t("Held-out loss"), t("loss"), False, None))
     for i in range(0, len(rows), 2):
         cols = st.columns(2)
         for col, (name, title, y_title, smoothed, scales) in zip(cols, rows[i:i + 2]):

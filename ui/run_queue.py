@@ -133,7 +133,7 @@ def panel(project) -> None:
     job_status.live(bool(q.waiting()) and not q.paused, lambda: _draw(project), period=3.0)
 
 
-def sweep_tables(all_runs) -> None:
+def sweep_tables(project, all_runs) -> None:
     """Results → Compare runs: each sweep of the project as one table (newest sweep first)."""
     from core.fsutil import human_duration
     from core.results import sweeps
@@ -144,7 +144,7 @@ def sweep_tables(all_runs) -> None:
     ids = list(groups)
     chosen = st.selectbox(t("Sweep"), ids, key="sweep_table",
                           format_func=lambda s: t("{first} · {n} runs", first=groups[s][0].id, n=len(groups[s])))
-    rows = sweeps.table(groups[chosen])
+    rows = sweeps.table(groups[chosen], project.evaluation_expected, project.evaluation_inputs)
     names = sorted({k for r in rows for k in r.values})
 
     def num(x, fmt="{:.4f}"):

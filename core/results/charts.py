@@ -7,7 +7,8 @@ The Train page, the Results page and run comparison all draw through this module
   minimum and maximum of each bucket of consecutive points are kept (so a spike survives), at most
   ``2 × MAX_BUCKETS`` points per curve, whatever the length of the run.
 - ``RunCurves``: ``Curves`` fed by a ``ScalarsReader``; ``poll()`` costs only what was appended.
-- ``scalar_figures`` (one run) and ``compare_figure`` (several runs, one key).
+- ``scalar_figures`` (one run) and ``compare_figure`` (several runs, one key). The loss chart also
+  shows the held-out loss at each checkpoint, when the run measures it, with its lowest point starred.
 
 Text goes through ``tr`` (the page passes its translator; default English). mmengine's keys:
 ``loss``, ``lr``, ``grad_norm``, ``time`` (seconds per iteration), ``data_time`` and, on GPU,
@@ -20,6 +21,7 @@ from typing import Callable, Iterable, Optional
 
 import plotly.graph_objects as go
 
+from core.results import heldout
 from core.results.metrics import ScalarsReader
 
 Series = tuple[list[int], list[float]]
@@ -31,7 +33,7 @@ SMOOTHED = ("loss", "grad_norm", "rate")  # curves drawn raw (thin) and smoothed
 # the order the charts are shown in; other numeric keys get a plain line chart after these
 KNOWN = ("loss", "lr", "grad_norm", "time", "memory")
 # shown inside another chart (data_time, rate, data_share: throughput), or not a curve
-HIDDEN = ("data_time", "iter", "step", "epoch", "rate", "data_share")
+HIDDEN = ("data_time", "iter", "step", "epoch", "rate", "data_share", "heldout_loss", "heldout_s")
 
 
 def _same(text: str) -> str:
@@ -226,6 +228,18 @@ def _line(curves: Curves, key: str, name: str) -> go.Figure:
     return go.Figure(go.Scatter(x=xs, y=ys, mode="lines", name=name))
 
 
+def _heldout(fig: go.Figure, curves: Curves, tr: Translate) -> None:
+    """The held-out loss at each checkpoint beside the training loss, its lowest point marked."""
+    xs, ys = curves.points("heldout_loss")
+    if not xs:
+        return
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=tr("held-out loss"),
+                             line=dict(width=2, dash="dash", color="#d62728")))
+    best = heldout.lowest((xs, ys))
+    fig.add_trace(go.Scatter(x=[best[0]], y=[best[1]], mode="markers", name=tr("lowest held-out loss"),
+                             marker=dict(symbol="star", size=14, color="#d62728")))
+
+
 def throughput_label(tokens_per_iter: Optional[float], tr: Translate = _same) -> str:
     return tr("tokens/s") if tokens_per_iter else tr("iterations/s")
 
@@ -255,6 +269,7 @@ def scalar_figures(curves: Curves, tr: Translate = _same, resumes: Iterable[int]
         if key == "loss":
             fig = go.Figure()
             _raw_and_smoothed(fig, curves, "loss", tr("loss"), tr)
+            _heldout(fig, curves, tr)
             title, y_title, marks = tr("Training loss"), tr("loss"), resumes
         elif key == "lr":
             fig, title, y_title = _line(curves, key, tr("learning rate")), tr("Learning rate"), tr("learning rate")
@@ -292,6 +307,24 @@ def compare_figure(runs: list[tuple[str, Curves]], key: str, title: str, y_title
             xs, ys = curves.points(key, smoothed=True, scale=scale)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=label, line=dict(width=2, color=color)))
     return _layout(fig, title, y_title, tr)
+
+
+def score_heatmap(table: dict[int, dict[int, float]], questions: list[str], iterations: list[int],
+                  tr: Translate = _same) -> go.Figure:
+    """Evaluation scores: one row per scored question, one column per checkpoint, 0 (red) to 1 (green)."""
+    rows = sorted(table)
+    labels = [tr("Q{n}").format(n=qi + 1) for qi in rows]
+    z = [[table[qi].get(it) for it in iterations] for qi in rows]
+    hover = [[questions[qi] if qi < len(questions) else ""] * len(iterations) for qi in rows]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[f"iter {it}" for it in iterations], y=labels, zmin=0, zmax=1, colorscale="RdYlGn",
+        text=[[f"{v:.0%}" if v is not None else "" for v in row] for row in z], texttemplate="%{text}",
+        customdata=hover, hovertemplate="%{customdata}<br>%{x}: %{text}<extra></extra>",
+        colorbar=dict(title=tr("score"))))
+    fig.update_layout(title=tr("Scores by checkpoint"), height=120 + 40 * len(rows),
+                      margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"),
+                      xaxis=dict(type="category"))
+    return fig
 
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]

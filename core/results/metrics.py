@@ -4,12 +4,13 @@
   run, merged into one curve. A resume writes a new ``<timestamp>/`` whose first record is the
   iteration after its checkpoint; points an earlier start logged at or after that iteration belong
   to the stretch that was abandoned (a stop after the checkpoint, or a resume from an older
-  checkpoint) and are dropped, so the curve has no gap and no duplicate. Only complete lines are
+  checkpoint) and are dropped, so the curve has no gap and no duplicate. A second record of the same
+  iteration in the same file (the held-out loss, written after the training record) adds its keys. Only complete lines are
   read (mmengine writes the JSON, then the newline, separately); a file that shrank, was replaced
   or was rewritten is read again from its start.
 - ``scalars_csv``: every point of a run, for download.
 - ``LogTail``: the last lines of a growing log, from the last offset.
-- ``last_record``: the newest scalars record of a run, read from the end of its newest file.
+- ``last_record``: the newest training record of a run, read from the end of its newest file.
 - ``eval_outputs``: XTuner's evaluation answers per checkpoint iteration.
 """
 from __future__ import annotations
@@ -85,7 +86,8 @@ class ScalarsReader:
     """All scalars of a run's work_dir, across every ``<timestamp>/`` directory, in iteration order.
 
     ``poll()`` costs what was appended since the last poll; ``series(key)`` extends its cached
-    lists with the new records only (it is rebuilt only after a resume cut or a rewritten file).
+    lists with the new records only (it is rebuilt only after a resume cut, a rewritten file or a
+    record completed by a later line of its iteration).
     """
 
     def __init__(self, work_dir: str | os.PathLike):
@@ -141,7 +143,9 @@ class ScalarsReader:
             return True
         i = bisect.bisect_left(self._iters, it)
         if i < len(self._iters) and self._iters[i] == it:
-            self._recs[i], self._src[i] = rec, path
+            # the same file: a second record of that iteration (held-out loss) adds its keys
+            self._recs[i] = {**self._recs[i], **rec} if self._src[i] == path else rec
+            self._src[i] = path
         else:
             self._iters.insert(i, it)
             self._recs.insert(i, rec)
@@ -268,7 +272,7 @@ def last_record(work_dir: str | os.PathLike, tail_bytes: int = 64 * 1024) -> dic
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(rec, dict):
+            if isinstance(rec, dict) and "iter" in rec:  # a training record, not a held-out loss
                 return rec
     return None
 

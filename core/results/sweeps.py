@@ -1,18 +1,16 @@
 """A sweep's runs as one table (Results → Compare runs): the values each run tried, its state, final
-training loss, best held-out loss and best score when its scalars hold them, and its time. A run
-belongs to a sweep through run.json's ``queue.sweep`` (core.train.queue). No streamlit here."""
+training loss, lowest held-out loss (core.results.heldout), highest mean score of its evaluation answers
+against the project's expected answers (core.results.scoring), and its time. A run belongs to a sweep
+through run.json's ``queue.sweep`` (core.train.queue). No streamlit here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
+from core.results import evals, heldout, scoring
 from core.results.metrics import ScalarsReader
 from core.train import runs
 from core.train.runs import Run
-
-# names under which a run's scalars.json may hold a held-out loss (lower is better) or a score (higher)
-HELDOUT_KEYS = ("heldout_loss", "held_out_loss", "val_loss", "eval_loss", "validation_loss")
-SCORE_KEYS = ("score", "eval_score", "mean_score")
 
 
 @dataclass
@@ -36,19 +34,29 @@ def sweeps(all_runs: list[Run]) -> dict[str, list[Run]]:
     return groups
 
 
-def _best(reader: ScalarsReader, keys: tuple[str, ...], pick) -> Optional[float]:
-    values = [v for k in keys for v in reader.series(k)[1]]
-    return pick(values) if values else None
+def _highest_score(run: Run, expected: list, questions_now: list[str]) -> Optional[float]:
+    """The best checkpoint's mean score of the run's evaluation answers (None: nothing to score)."""
+    spec = run.spec
+    questions = spec.get("evaluation_inputs", [])
+    wanted = scoring.expected_by_question(questions_now, expected)
+    if not wanted:
+        return None
+    answers = evals.timeline(run.work_dir, spec.get("prompt_template"), questions, spec.get("system_prompt", ""))
+    means = scoring.mean_scores(scoring.score_table(answers, questions, wanted))
+    return max(means.values()) if means else None
 
 
-def table(sweep_runs: list[Run]) -> list[SweepRow]:
+def table(sweep_runs: list[Run], expected: list = (), questions_now: list[str] = ()) -> list[SweepRow]:
+    """One row per run; ``expected``/``questions_now``: the project's expected answers and questions."""
     rows = []
     for run in sweep_runs:
         summary = runs.summarize(run)
         reader = ScalarsReader(run.work_dir)
         reader.poll()
+        low = heldout.lowest(reader.series("heldout_loss"))
         rows.append(SweepRow(run=run.id, values=(run.info.get("queue") or {}).get("values") or {},
                              state=summary.state, final_loss=summary.final_loss,
-                             best_heldout=_best(reader, HELDOUT_KEYS, min), best_score=_best(reader, SCORE_KEYS, max),
+                             best_heldout=low[1] if low else None,
+                             best_score=_highest_score(run, list(expected), list(questions_now)),
                              duration_s=summary.duration_s))
     return rows

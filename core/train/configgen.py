@@ -9,6 +9,7 @@ fixed allow-lists.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 from typing import Literal, Optional
 
@@ -146,7 +147,13 @@ def render_config(spec: TrainSpec) -> str:
     add("from xtuner.model import SupervisedFinetune")
     add("from xtuner.utils import PROMPT_TEMPLATE")
     add("")
+    tensorboard = importlib.util.find_spec("tensorboard") is not None  # an environment made before it: none
+    if tensorboard:
+        add("from mmengine.visualization import LocalVisBackend, TensorboardVisBackend, Visualizer")
     add("from core.train.mmhooks import StudioProgressHook, StudioStopHook, WarmupLinearLR")
+    if hp.heldout_ratio:
+        add("from core.train.heldout import split_dataset")
+        add("from core.train.mmhooks import StudioHeldoutHook")
     add("")
     add("#######################################################################")
     add("#                          PART 1  Settings                           #")
@@ -231,7 +238,10 @@ def render_config(spec: TrainSpec) -> str:
     add("#######################################################################")
     add("train_dataset = dict(")
     add("    type=process_hf_dataset,")
-    add("    dataset=dict(type=load_dataset, path='json', data_files=dict(train=data_path)),")
+    if hp.heldout_ratio:  # the records not held out (XTuner Studio: core/train/heldout.py)
+        add("    dataset=dict(type=split_dataset, path=data_path, heldout_ratio=heldout_ratio, part='train'),")
+    else:
+        add("    dataset=dict(type=load_dataset, path='json', data_files=dict(train=data_path)),")
     add("    tokenizer=tokenizer,")
     add("    max_length=max_length,")
     add(f"    dataset_map_fn={DATASET_MAP_FNS[spec.dataset_format]},")
@@ -242,6 +252,13 @@ def render_config(spec: TrainSpec) -> str:
     add("    use_varlen_attn=use_varlen_attn,")
     add(f"    map_num_proc={lit(spec.map_num_proc)})")
     add("")
+    if hp.heldout_ratio:
+        add("# XTuner Studio: the held-out records, for the held-out loss at every checkpoint")
+        add("heldout_dataset = train_dataset.copy()")
+        add("heldout_dataset.update(")
+        add("    dataset=dict(type=split_dataset, path=data_path, heldout_ratio=heldout_ratio, part='test'),")
+        add("    shuffle_before_pack=False)")
+        add("")
     add("train_dataloader = dict(")
     add("    batch_size=batch_size,")
     add("    num_workers=dataloader_num_workers,")
@@ -293,6 +310,8 @@ def render_config(spec: TrainSpec) -> str:
     add("         system=SYSTEM.replace('{', '{{').replace('}', '}}')),")
     add("    dict(type=StudioProgressHook, progress_file=studio_progress_file),")
     add("    dict(type=StudioStopHook, stop_file=studio_stop_file),")
+    if hp.heldout_ratio:
+        add("    dict(type=StudioHeldoutHook, dataset=heldout_dataset, interval=save_steps, batch_size=batch_size),")
     add("]")
     add("")
     add("default_hooks = dict(")
@@ -313,7 +332,11 @@ def render_config(spec: TrainSpec) -> str:
     if not gpu:
         add("# CPU: under torchrun (gloo) DDP must not be given a CUDA device id")
         add("model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)")
-    add("visualizer = None")
+    if tensorboard:  # scalars.json as before, and TensorBoard's events beside it (XTuner Studio: Results)
+        add("visualizer = dict(type=Visualizer, vis_backends=[dict(type=LocalVisBackend),")
+        add("                                                 dict(type=TensorboardVisBackend)])")
+    else:
+        add("visualizer = None")
     add("log_level = 'INFO'")
     add(f"load_from = {lit(spec.load_from)}  # warm start from a checkpoint's weights (resume=False)")
     add("resume = False")

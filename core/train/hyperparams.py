@@ -74,6 +74,9 @@ class Hyperparams(BaseModel):
                                     help="Checkpoints kept on disk; older ones are deleted (-1: keep all).")
     evaluation_freq: int = setting(500, ge=1, label="Evaluate every", unit="iterations", xtuner="evaluation_freq",
                                    help="Ask the evaluation questions every this many iterations.")
+    heldout_ratio: float = setting(
+        0.0, ge=0, le=0.5, label="Held-out share", xtuner="heldout_ratio", widget={"format": "%.2f", "step": 0.01},
+        help="Share of the dataset kept out of training: its loss is measured at every checkpoint (0: none).")
     pack_to_max_length: bool = setting(
         True, label="Pack samples to max length", xtuner="pack_to_max_length",
         help="Pack several short samples into one max_length sequence: much faster on short data.")

@@ -12,6 +12,9 @@
   ``all_reduce`` of a flag per iteration. A supervisor that died (``XTUNER_STUDIO_SUPERVISOR``:
   its pid and create time, checked at most once a second) counts as a stop request: the trainer
   saves and ends instead of running on unwatched or being killed mid-iteration.
+- ``StudioHeldoutHook`` computes the loss on the held-out records at every checkpoint (at the end,
+  and where a stop saved one): the mean loss per trained token, written with the visualizer as ``heldout_loss`` (with its
+  cost in seconds, ``heldout_s``) into ``scalars.json`` — and TensorBoard — at that iteration.
 - ``WarmupLinearLR`` is mmengine's ``LinearLR`` that keeps at least one warmup iteration, where
   ``LinearLR`` raises ``end should be larger than begin`` on short runs.
 """
@@ -192,3 +195,67 @@ class StudioStopHook(Hook):
                 ckpt_hook._save_checkpoint(runner)
         runner.logger.info(f"XTuner Studio: stopping after iteration {step} as requested")
         runner.train_loop.stop_training = True
+
+
+class StudioHeldoutHook(Hook):
+    # after LoggerHook (BELOW_NORMAL): the held-out record follows the training record of its iteration
+    priority = "LOW"
+
+    def __init__(self, dataset: dict, interval: int, batch_size: int = 1):
+        self.dataset_cfg = dataset
+        self.interval = interval
+        self.batch_size = batch_size
+        self._batches = None
+        self._last = None  # the iteration last measured
+        self._trained = False  # whether this start trained an iteration
+
+    def _build(self) -> list:
+        from xtuner.dataset.collate_fns import default_collate_fn
+        from xtuner.registry import BUILDER
+
+        dataset = BUILDER.build(self.dataset_cfg)
+        rows = [dataset[i] for i in range(len(dataset))]
+        return [default_collate_fn(rows[i:i + self.batch_size]) for i in range(0, len(rows), self.batch_size)]
+
+    def before_train(self, runner) -> None:
+        t0 = time.monotonic()
+        self._batches = self._build()
+        self._build_s = time.monotonic() - t0
+        runner.logger.info(f"XTuner Studio: {len(self._batches)} held-out batches ({self._build_s:.2f} s to prepare)")
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._trained = True
+        if self._batches and (self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)):
+            self.evaluate(runner, runner.iter + 1)  # runner.iter is incremented after this hook
+
+    def after_train(self, runner) -> None:
+        # a stop saves a checkpoint where the interval did not (StudioStopHook): measure it too
+        if self._batches and self._trained and runner.train_loop.stop_training and self._last != runner.iter:
+            self.evaluate(runner, runner.iter)
+
+    def evaluate(self, runner, step: int) -> float:
+        import torch
+        from mmengine.model import is_model_wrapper
+
+        t0 = time.monotonic()
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        was_training = model.training
+        model.eval()
+        total, tokens = 0.0, 0
+        try:
+            with torch.no_grad():
+                for batch in self._batches:
+                    data = model.data_preprocessor(batch, False)
+                    loss = model._run_forward(data, mode="loss")["loss"]
+                    n = int((data["data"]["labels"][:, 1:] >= 0).sum())  # the tokens the loss is a mean over
+                    total += float(loss) * n
+                    tokens += n
+        finally:
+            model.train(was_training)
+        value = total / tokens if tokens else float("nan")
+        spent = time.monotonic() - t0 + self._build_s
+        self._build_s = 0.0  # preparing the batches counts once, towards the first evaluation
+        runner.visualizer.add_scalars({"heldout_loss": value, "heldout_s": round(spent, 4)}, step=step)
+        runner.logger.info(f"XTuner Studio: held-out loss {value:.4f} at iteration {step} ({spent:.2f} s)")
+        self._last = step
+        return value

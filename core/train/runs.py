@@ -29,9 +29,11 @@ from typing import Optional
 from core import jobs
 from core.train import launch, queue
 from core.train.configgen import ConfigError, render_config, spec_from_project
+from core.train.heldout import check_heldout
 from core.fsutil import (MB, DiskFull, Unreadable, atomic_write_json, atomic_write_text, is_disk_full, read_state)
 from core.jobs import Job, Step
 from core.train.launch import LaunchPlan
+from core.results import repro
 from core.results.metrics import last_record, read_progress
 from core.paths import REPO_ROOT, python_executable
 from core.project import Project
@@ -320,6 +322,7 @@ def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
         check_warm_start(project, Path(warm_start), plan)
     spec = spec_from_project(project, device=device)
     render_config(spec)  # raises ConfigError before anything is written
+    check_heldout(spec.dataset_path, spec.hyperparams.heldout_ratio, spec.hyperparams.batch_size)
     check_free_space(project)
     try:
         run = _make_run_dir(project)
@@ -377,6 +380,7 @@ def _write_run(project: Project, run: Run, spec, device: str, plan: LaunchPlan, 
         **({"queue": origin} if origin else {}),
         "created_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     })
+    repro.record(run.dir, train_argv(run), training_env(project), spec.hyperparams.seed, [spec.dataset_path])
 
 
 def list_runs(project: Project) -> list[Run]:
