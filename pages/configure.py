@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from core.train import commands, presets
+from core.train import commands, precision, presets
 from core.machine import system
 from core.train.config_import import E_NOT_UTF8, ConfigImportError, parse_config
 from core.train.configgen import ConfigError, render_config, spec_from_project
@@ -143,6 +143,10 @@ st.markdown(t("**{gpus}** GPU(s) per node · **{nodes}** node(s) · DeepSpeed: *
               deepspeed=project.deepspeed or t("off")))
 st.page_link("pages/train.py", label=t("Change them on 3 · Train → Launch, where they are checked against this "
                                        "machine"), icon=":material/memory:")
+prec = precision.resolve(hp.precision, "cuda" if gpus else "cpu", precision.gpu_capability(gpus[:max(1, project.num_gpus)]))
+st.caption(t("Precision") + ": " + t(prec.note, **prec.params))
+if prec.fallback:
+    st.warning(t(prec.fallback, **prec.params))
 
 # --- evaluation ----------------------------------------------------------------------------------
 st.subheader(t("Evaluation"))
