@@ -184,3 +184,52 @@ def test_fused_kernels_fall_back_for_an_unsupported_family_and_a_failing_kernel(
     out = run_apply(tmp_path, "qwen2", gpu=True)
     [(template, _)] = fallbacks.read_text(out)
     assert template == kernels.F_FAILED and "applied False" in out
+
+
+# --- end to end on the CPU ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_run_with_fused_kernels_on_the_cpu_trains_packed_and_says_why_they_are_off(tmp_path, demo_workspace):
+    """The real job path: packed samples through packed_collate_fn, the fused-kernel option on; the run
+    succeeds, its log and the Train page (English and Chinese) carry the one fallback line."""
+    import shutil
+
+    from core import jobs
+    from core.project import ProjectStore
+    from core.results.metrics import ScalarsReader
+    from core.train import runs
+    from tests.apptests import open_page
+
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_workspace, ws)
+    store = ProjectStore(ws)
+    project = store.load("demo")
+    project = store.save(project.model_copy(update={"hyperparams": project.hyperparams.model_copy(
+        update={"fused_kernels": True, "precision": "bf16", "max_epochs": 1})}))
+    run, _ = runs.start_new_run(project, "cpu")
+    assert "collate_fn=dict(type=packed_collate_fn)" in run.config_path.read_text()
+    job = jobs.wait_job(run.dir, timeout=600)
+    assert job.state == "succeeded", run.log_path.read_text(errors="replace")[-3000:]
+    assert fallbacks.read(run.log_path) == [(kernels.F_CPU, {})]
+    reader = ScalarsReader(run.work_dir)
+    reader.poll()
+    _, loss = reader.series("loss")
+    assert loss[-1] < loss[0] / 2
+    at = open_page(ws, "pages/train.py")
+    assert [i.value for i in at.info if "Fused kernels" in i.value] == [kernels.F_CPU]
+    from ui import i18n
+
+    at = open_page(ws, "pages/train.py", lang="zh")
+    assert any(i.value == i18n.catalog("zh")[kernels.F_CPU] for i in at.info)
+
+
+@pytest.mark.slow
+def test_the_throughput_benchmark_without_a_gpu_checks_its_arithmetic_and_says_so():
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_throughput.py"), "--device", "cpu"], cwd=REPO,
+                         capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2:] == ["arithmetic=ok", "error=no GPU"]
+    for name in ("app", "baseline"):
+        [row] = [x for x in lines if x.startswith(name + ": tokens/s=")]
+        assert float(row.split("tokens/s=")[1].split()[0]) > 0
