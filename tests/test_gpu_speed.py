@@ -233,3 +233,14 @@ def test_the_throughput_benchmark_without_a_gpu_checks_its_arithmetic_and_says_s
     for name in ("app", "baseline"):
         [row] = [x for x in lines if x.startswith(name + ": tokens/s=")]
         assert float(row.split("tokens/s=")[1].split()[0]) > 0
+
+
+def test_the_memory_estimate_counts_the_packed_samples_mask(tmp_path):
+    from core.models.estimate import estimate, model_shape
+
+    from tests.test_estimate import QWEN25_7B, model_dir
+
+    shape = model_shape(model_dir(tmp_path, QWEN25_7B))
+    packed = estimate(shape, "lora", Hyperparams(max_length=4096, batch_size=2))
+    unpacked = estimate(shape, "lora", Hyperparams(max_length=4096, batch_size=2, pack_to_max_length=False))
+    assert packed.parts["activations"] - unpacked.parts["activations"] == 2 * 4096 * 4096
