@@ -94,7 +94,7 @@ def build_inputs(root: Path, size: str, max_length: int, micro_batches: int, dev
     cfg = json.loads((model_dir / "config.json").read_text())
     shape = SIZES[size]
     config = Qwen2Config(**{k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}, **shape,
-                         max_position_embeddings=max(4096, max_length), tie_word_embeddings=size != "1.5b",
+                         max_position_embeddings=max(4096, max_length), tie_word_embeddings=True,  # as Qwen2.5 ≤ 3B
                          torch_dtype="bfloat16" if device == "cuda" else "float32")
     torch.manual_seed(0)
     with torch.device("cuda" if device == "cuda" else "cpu"):
@@ -108,8 +108,10 @@ def build_inputs(root: Path, size: str, max_length: int, micro_batches: int, dev
     return model_dir, data
 
 
-def run_app(root: Path, model_dir: Path, data: Path, method: str, max_length: int, device: str) -> dict:
-    """Train through the app's own job path; times and losses from mmengine's scalars."""
+def run_app(root: Path, model_dir: Path, data: Path, method: str, max_length: int, device: str,
+            settings: dict) -> dict:
+    """Train through the app's own job path (its defaults, ``settings`` on top); times and losses from
+    mmengine's scalars."""
     from core import jobs
     from core.project import ProjectStore
     from core.results.metrics import ScalarsReader
@@ -118,7 +120,7 @@ def run_app(root: Path, model_dir: Path, data: Path, method: str, max_length: in
 
     hp = defaults(method).model_copy(update=dict(
         max_length=max_length, max_epochs=1, batch_size=1, save_steps=1_000_000, save_total_limit=1,
-        evaluation_freq=1_000_000, logging_interval=1, seed=0))
+        evaluation_freq=1_000_000, logging_interval=1, seed=0, **settings))
     store = ProjectStore(root / "ws")
     project = store.create("bench", method=method, model_path=str(model_dir), prompt_template="qwen_chat",
                            dataset_path=str(data), hyperparams=hp, evaluation_inputs=[],
@@ -173,6 +175,7 @@ def baseline_worker(args) -> None:
         from core.train.hyperparams import defaults
 
         hp = defaults(args.method)
+        model.enable_input_require_grads()  # gradient checkpointing with a frozen embedding
         model = get_peft_model(model, LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
     step_ends: list[float] = []
@@ -252,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--micro-batches", type=int, default=80, help="micro-batches (iterations) per path")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp16"], default="auto", help="the app's setting")
+    parser.add_argument("--fused-kernels", action="store_true", help="the app's Liger option (off by default)")
     parser.add_argument("--workdir", help="keep everything here (default: a temporary directory)")
     parser.add_argument("--baseline-worker", help=argparse.SUPPRESS)
     for hidden in ("--model", "--data", "--accumulation"):
@@ -282,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({matmul_params(cfg) / 1e6:.1f} M matmul parameters) method={args.method} max_length={max_length} "
               f"flops_per_token={flops_token:.4g}", flush=True)
         model_dir, data = build_inputs(root, size, max_length, micro, device)
-        app = run_app(root, model_dir, data, args.method, max_length, device)
+        settings = dict(precision=args.precision, fused_kernels=args.fused_kernels)
+        print(f"app settings: {settings}", flush=True)
+        app = run_app(root, model_dir, data, args.method, max_length, device, settings)
         base = run_baseline(model_dir, data, args.method, max_length, device, app["accumulation"], micro,
                             root / "baseline.json")
         app_tps = report("app", app, flops_token, peak)
