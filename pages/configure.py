@@ -218,7 +218,7 @@ target = st.radio(t("Config for"), ["cuda", "cpu"], index=0 if here == "cuda" el
                   format_func=lambda d: t("a GPU machine") + (" " + t("(this one)") if d == here else "")
                   if d == "cuda" else t("the CPU") + (" " + t("(this one)") if d == here else ""))
 try:
-    text = render_config(spec_from_project(project, device=target))
+    text = render_config(spec_from_project(project, device=target, gpus=gpus))
 except ConfigError as e:
     show_error(e, level="warning")
     st.stop()

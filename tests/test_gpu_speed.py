@@ -244,3 +244,30 @@ def test_the_memory_estimate_counts_the_packed_samples_mask(tmp_path):
     packed = estimate(shape, "lora", Hyperparams(max_length=4096, batch_size=2))
     unpacked = estimate(shape, "lora", Hyperparams(max_length=4096, batch_size=2, pack_to_max_length=False))
     assert packed.parts["activations"] - unpacked.parts["activations"] == 2 * 4096 * 4096
+
+
+@pytest.mark.parametrize("capability,choice,line,warning", [
+    ((9, 0), "auto", precision.N_BF16, None),
+    ((7, 5), "auto", precision.N_FP16.format(capability="7.5"), None),
+    ((7, 5), "bf16", precision.N_FP16.format(capability="7.5"), precision.F_NO_BF16.format(capability="7.5")),
+])
+def test_configure_shows_the_precision_this_gpu_gets(tmp_path, demo_workspace, monkeypatch, capability, choice,
+                                                    line, warning):
+    import shutil
+
+    from core.machine import system
+    from core.project import ProjectStore
+    from tests.apptests import open_page
+
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_workspace, ws)
+    store = ProjectStore(ws)
+    project = store.load("demo")
+    store.save(project.model_copy(update={"hyperparams": project.hyperparams.model_copy(update={"precision": choice})}))
+    gpu = system.GPU(0, "NVIDIA test GPU", 80 * 2**30, 0, None, "580", compute_capability=capability)
+    monkeypatch.setattr(system, "gpus", lambda: [gpu])
+    at = open_page(ws, "pages/configure.py")
+    assert "Precision: " + line in [c.value for c in at.caption]
+    assert [w.value for w in at.warning if "bf16 was chosen" in w.value] == ([warning] if warning else [])
+    config = [c.value for c in at.code if "optim_wrapper" in c.value]
+    assert config and (("dtype='bfloat16'" in config[0]) == (line == precision.N_BF16))
