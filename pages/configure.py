@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from core.train import commands, presets
+from core.train import commands, precision, presets
 from core.machine import system
 from core.train.config_import import E_NOT_UTF8, ConfigImportError, parse_config
 from core.train.configgen import ConfigError, render_config, spec_from_project
@@ -144,6 +144,10 @@ st.markdown(t("**{gpus}** GPU(s) per node · **{nodes}** node(s) · DeepSpeed: *
               deepspeed=project.deepspeed or t("off")))
 st.page_link("pages/train.py", label=t("Change them on 3 · Train → Launch, where they are checked against this "
                                        "machine"), icon=":material/memory:")
+prec = precision.resolve(hp.precision, "cuda" if gpus else "cpu", precision.gpu_capability(gpus[:max(1, project.num_gpus)]))
+st.caption(t("Precision") + ": " + t(prec.note, **prec.params))
+if prec.fallback:
+    st.warning(t(prec.fallback, **prec.params))
 
 # --- evaluation ----------------------------------------------------------------------------------
 st.subheader(t("Evaluation"))
@@ -218,7 +222,7 @@ target = st.radio(t("Config for"), ["cuda", "cpu"], index=0 if here == "cuda" el
                   format_func=lambda d: t("a GPU machine") + (" " + t("(this one)") if d == here else "")
                   if d == "cuda" else t("the CPU") + (" " + t("(this one)") if d == here else ""))
 try:
-    text = render_config(spec_from_project(project, device=target))
+    text = render_config(spec_from_project(project, device=target, gpus=gpus))
 except ConfigError as e:
     show_error(e, level="warning")
     st.stop()

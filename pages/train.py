@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from core import jobs
-from core.train import launch, runs
+from core.train import fallbacks, launch, runs
 from core.machine import system
 from core.train.configgen import ConfigError
 from core.results import repro
@@ -287,6 +287,8 @@ def live_view() -> bool:
         st.warning(t("The job's state could not be saved; it is shown as read. See the details."))
         with st.expander(t("Details")):
             st.code(job.unsaved, language=None)
+    for template, params in fallbacks.read(run.log_path):  # what this run could not do as configured
+        st.info(t(template, **params), icon=":material/info:")
     if job.stop_requested_at and job.active:
         st.info(t("Stopping: a checkpoint is being saved at the next iteration…") if job.stops_gracefully()
                 else t("Stopping: nothing to save yet (the model was still loading)…"))

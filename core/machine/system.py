@@ -20,6 +20,7 @@ class GPU:
     driver: str
     temperature_c: int | None = None
     power_w: float | None = None
+    compute_capability: tuple[int, int] | None = None  # (8, 0) and later: bf16 in hardware
 
 
 def gpus() -> list[GPU]:
@@ -43,8 +44,9 @@ def gpus() -> list[GPU]:
             util = _try(lambda: int(pynvml.nvmlDeviceGetUtilizationRates(h).gpu))
             temp = _try(lambda: int(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)))
             power = _try(lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0)
+            cap = _try(lambda: tuple(int(x) for x in pynvml.nvmlDeviceGetCudaComputeCapability(h)))
             result.append(GPU(i, _text(pynvml.nvmlDeviceGetName(h)), int(mem.total), int(mem.used), util, driver,
-                              temp, power))
+                              temp, power, cap))
         return result
     except Exception:
         return []

@@ -16,7 +16,8 @@ q/k/v/o projections and a gated MLP). The accounting follows what XTuner 0.2.0 a
   (batch × length × hidden), one layer at a time is recomputed, and the logits with their fp32 loss
   copies (batch × length × vocab) usually dominate for large vocabularies. Packing fills every
   sequence to ``max_length``. Models with their own code are assumed to use eager attention
-  (batch × heads × length² scores).
+  (batch × heads × length² scores). Packed samples are kept apart by a boolean mask of batch × length²
+  bytes (``core.train.packing``; none with flash_attn, where XTuner's varlen kernel needs none).
 
 What ``torch.cuda.max_memory_allocated`` measures is the sum of the parts; the CUDA context and the
 allocator's slack come on top (``OVERHEAD_BYTES`` + ``SLACK``) in the fit check.
@@ -245,6 +246,7 @@ def estimate(shape: ModelShape, method: str, hp: Hyperparams, num_gpus: int = 1,
     layer = b * s * (16 * h + 8 * shape.intermediate) * 2  # one layer recomputed + its backward, fp16
     logits = b * s * V * LOGIT_BYTES
     attn = b * shape.heads * s * s * 6 if shape.remote_code else 0
+    packed_mask = b * s * s if hp.pack_to_max_length and not shape.remote_code else 0  # one byte per pair
     if shape.remote_code:
         notes.append("The model brings its own code: eager attention assumed (length² attention scores).")
     if not hp.pack_to_max_length:
@@ -254,7 +256,7 @@ def estimate(shape: ModelShape, method: str, hp: Hyperparams, num_gpus: int = 1,
         "weights": int(weights),
         "gradients": int(grads),
         "optimizer state": int(optim),
-        "activations": int(checkpoints + layer + attn),
+        "activations": int(checkpoints + layer + attn + packed_mask),
         "logits and loss": int(logits),
     }
     return Estimate(parts, int(cpu), W, T, world, notes)

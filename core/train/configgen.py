@@ -19,6 +19,7 @@ from core.errors import UserError
 from core.project import Hyperparams, Method, Project
 from core.train.hyperparams import check_evaluation_inputs, keyword_names, settings, top_level_names
 from core.data.templates import PROMPT_TEMPLATES, is_studio_template, template_dict
+from core.train import packing, precision
 
 Device = Literal["cpu", "cuda"]
 
@@ -55,6 +56,8 @@ class TrainSpec(BaseModel):
     stop_file: Optional[str] = None
     load_from: Optional[str] = None  # warm start: weights of another run's checkpoint, fresh optimizer
     trust_remote_code: bool = False  # run the model folder's own code (only after the user opted in)
+    gpu_capability: Optional[tuple[int, int]] = None  # lowest CUDA compute capability of the GPUs (NVML); None: unknown
+    flash_attn: bool = False  # the flash_attn package is installed where the run trains (XTuner's varlen path)
 
     @field_validator("prompt_template")
     @classmethod
@@ -70,7 +73,8 @@ class TrainSpec(BaseModel):
 
 
 def spec_from_project(project: Project, device: Device, progress_file: str | None = None,
-                      stop_file: str | None = None) -> TrainSpec:
+                      stop_file: str | None = None, gpus: list | None = None) -> TrainSpec:
+    """The spec of ``project`` for ``device``; ``gpus``: this machine's (``system.gpus()`` when None)."""
     missing = [label for label, value in (("model_path", project.model_path),
                                           ("dataset_path", project.dataset_path),
                                           ("prompt_template", project.prompt_template)) if not value]
@@ -89,7 +93,20 @@ def spec_from_project(project: Project, device: Device, progress_file: str | Non
         progress_file=progress_file,
         stop_file=stop_file,
         trust_remote_code=project.trust_remote_code,
+        gpu_capability=_capability(project, device, gpus),
+        flash_attn=device == "cuda" and packing.flash_attn_installed(),
     )
+
+
+def _capability(project: Project, device: Device, gpus: list | None) -> tuple[int, int] | None:
+    """The lowest compute capability of the GPUs a run of ``project`` would use here."""
+    if device != "cuda":
+        return None
+    if gpus is None:
+        from core.machine import system
+
+        gpus = system.gpus()
+    return precision.gpu_capability(gpus[:max(1, project.num_gpus)])
 
 
 def default_map_num_proc(dataset_path: str | None) -> int:
@@ -124,6 +141,9 @@ def render_config(spec: TrainSpec) -> str:
     check_trainable(spec)
     hp = spec.hyperparams
     gpu = spec.device == "cuda"
+    prec = precision.resolve(hp.precision, spec.device, spec.gpu_capability)
+    attn = packing.attention_plan(spec)
+    notices = ([(prec.fallback, prec.params)] if prec.fallback else []) + attn.notices
     lines: list[str] = []
     add = lines.append
 
@@ -142,7 +162,7 @@ def render_config(spec: TrainSpec) -> str:
     add("from xtuner.dataset import process_hf_dataset")
     add("from xtuner.dataset.collate_fns import default_collate_fn")
     add(f"from xtuner.dataset.map_fns import {DATASET_MAP_FNS[spec.dataset_format]}, template_map_fn_factory")
-    add("from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook")
+    add("from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook, VarlenAttnArgsToMessageHubHook")
     add("from xtuner.engine.runner import TrainLoop")
     add("from xtuner.model import SupervisedFinetune")
     add("from xtuner.utils import PROMPT_TEMPLATE")
@@ -154,13 +174,14 @@ def render_config(spec: TrainSpec) -> str:
     if hp.heldout_ratio:
         add("from core.train.heldout import split_dataset")
         add("from core.train.mmhooks import StudioHeldoutHook")
+    add("from core.train.packing import packed_collate_fn")
     add("")
     add("#######################################################################")
     add("#                          PART 1  Settings                           #")
     add("#######################################################################")
     add("# Model")
     add(f"pretrained_model_name_or_path = {lit(spec.model_path)}")
-    add("use_varlen_attn = False")
+    add(f"use_varlen_attn = {lit(attn.xtuner_varlen)}  # {attn.comment}")
     add("")
     add("# Data")
     add(f"data_path = {lit(spec.dataset_path)}")
@@ -187,6 +208,9 @@ def render_config(spec: TrainSpec) -> str:
     add("# XTuner Studio: progress file and stop request (ignored when None)")
     add(f"studio_progress_file = {lit(spec.progress_file)}")
     add(f"studio_stop_file = {lit(spec.stop_file)}")
+    add(f"# Precision: {prec.dtype} ({prec.note.format(**prec.params)})")
+    add("# what could not be done as configured: printed at the start of training (core.train.xtuner_entry)")
+    add(f"studio_fallbacks = {lit([[t, p] for t, p in notices])}")
     add("")
     add("#######################################################################")
     add("#                      PART 2  Model & Tokenizer                      #")
@@ -205,7 +229,7 @@ def render_config(spec: TrainSpec) -> str:
     add("        pretrained_model_name_or_path=pretrained_model_name_or_path,")
     add(f"        trust_remote_code={lit(spec.trust_remote_code)},")
     if gpu and spec.method != "full":
-        add("        torch_dtype=torch.float16,")
+        add(f"        torch_dtype={prec.torch_dtype},")
     else:
         # full fine-tuning keeps fp32 master weights (as XTuner's *_full_* configs do): mixed
         # precision's gradient scaler refuses fp16 weights; the CPU always trains in fp32
@@ -217,7 +241,7 @@ def render_config(spec: TrainSpec) -> str:
         add("            load_in_8bit=False,")
         add("            llm_int8_threshold=6.0,")
         add("            llm_int8_has_fp16_weight=False,")
-        add("            bnb_4bit_compute_dtype=torch.float16,")
+        add(f"            bnb_4bit_compute_dtype={prec.torch_dtype},")
         add("            bnb_4bit_use_double_quant=True,")
         add("            bnb_4bit_quant_type='nf4'),")
     if spec.method == "full":
@@ -249,7 +273,7 @@ def render_config(spec: TrainSpec) -> str:
     add("    remove_unused_columns=True,")
     add("    shuffle_before_pack=True,")
     add("    pack_to_max_length=pack_to_max_length,")
-    add("    use_varlen_attn=use_varlen_attn,")
+    add(f"    use_varlen_attn={lit(attn.packer_positions)},  # per-sample position ids in packed sequences")
     add(f"    map_num_proc={lit(spec.map_num_proc)})")
     add("")
     if hp.heldout_ratio:
@@ -264,7 +288,10 @@ def render_config(spec: TrainSpec) -> str:
     add("    num_workers=dataloader_num_workers,")
     add("    dataset=train_dataset,")
     add("    sampler=dict(type=DefaultSampler, shuffle=True),")
-    add("    collate_fn=dict(type=default_collate_fn, use_varlen_attn=use_varlen_attn))")
+    if attn.collate == "packed":
+        add("    collate_fn=dict(type=packed_collate_fn))  # samples stay separate: a per-sample attention mask")
+    else:
+        add("    collate_fn=dict(type=default_collate_fn, use_varlen_attn=use_varlen_attn))")
     add("")
     add("#######################################################################")
     add("#                    PART 4  Scheduler & Optimizer                    #")
@@ -281,8 +308,11 @@ def render_config(spec: TrainSpec) -> str:
     add("    clip_grad=dict(max_norm=max_norm, error_if_nonfinite=False),")
     if gpu:
         add("    accumulative_counts=accumulative_counts,")
-        add("    loss_scale='dynamic',")
-        add("    dtype='float16')")
+        if prec.dtype == "bf16":
+            add("    loss_scale=dict(enabled=False),  # bf16 needs no loss scaling")
+        else:
+            add("    loss_scale='dynamic',")
+        add(f"    dtype={lit(prec.amp_dtype)})")
     else:
         add("    accumulative_counts=accumulative_counts)")
     add("")
@@ -311,7 +341,10 @@ def render_config(spec: TrainSpec) -> str:
     add("    dict(type=StudioProgressHook, progress_file=studio_progress_file),")
     add("    dict(type=StudioStopHook, stop_file=studio_stop_file),")
     if hp.heldout_ratio:
-        add("    dict(type=StudioHeldoutHook, dataset=heldout_dataset, interval=save_steps, batch_size=batch_size),")
+        add("    dict(type=StudioHeldoutHook, dataset=heldout_dataset, interval=save_steps, batch_size=batch_size,")
+        add(f"         per_sample_mask={lit(attn.collate == 'packed')}),")
+    if attn.xtuner_varlen:
+        add("    dict(type=VarlenAttnArgsToMessageHubHook),  # XTuner's varlen attention reads the sample bounds here")
     add("]")
     add("")
     add("default_hooks = dict(")

@@ -105,6 +105,12 @@ class Hyperparams(BaseModel):
         help="Layers that get an adapter; empty: every linear layer (XTuner's default).")
     seed: Optional[int] = setting(None, label="Seed", xtuner="randomness.seed", group="advanced",
                                   help="Random seed for reproducible runs; empty: random.")
+    precision: Literal["auto", "bf16", "fp16"] = setting(
+        "auto", label="Precision", xtuner="studio_precision", group="advanced",
+        help="GPU number format: auto is bf16 where the GPU has it (no loss scaling), else fp16 with loss scaling.")
+    fused_kernels: bool = setting(
+        False, label="Fused kernels (Liger)", xtuner="studio_fused_kernels", group="advanced",
+        help="Liger's fused GPU kernels for Llama, Qwen, Gemma, Mistral and Phi-3: less memory; off on the CPU.")
     dataloader_num_workers: int = setting(0, ge=0, le=64, label="Dataloader workers", xtuner="dataloader_num_workers",
                                           group="advanced",
                                           help="Processes loading data in parallel; 0 loads in the training process.")

@@ -201,10 +201,11 @@ class StudioHeldoutHook(Hook):
     # after LoggerHook (BELOW_NORMAL): the held-out record follows the training record of its iteration
     priority = "LOW"
 
-    def __init__(self, dataset: dict, interval: int, batch_size: int = 1):
+    def __init__(self, dataset: dict, interval: int, batch_size: int = 1, per_sample_mask: bool = False):
         self.dataset_cfg = dataset
         self.interval = interval
         self.batch_size = batch_size
+        self.per_sample_mask = per_sample_mask  # packed samples kept apart as in training (core.train.packing)
         self._batches = None
         self._last = None  # the iteration last measured
         self._trained = False  # whether this start trained an iteration
@@ -213,9 +214,12 @@ class StudioHeldoutHook(Hook):
         from xtuner.dataset.collate_fns import default_collate_fn
         from xtuner.registry import BUILDER
 
+        from core.train.packing import packed_collate_fn
+
+        collate = packed_collate_fn if self.per_sample_mask else default_collate_fn
         dataset = BUILDER.build(self.dataset_cfg)
         rows = [dataset[i] for i in range(len(dataset))]
-        return [default_collate_fn(rows[i:i + self.batch_size]) for i in range(0, len(rows), self.batch_size)]
+        return [collate(rows[i:i + self.batch_size]) for i in range(0, len(rows), self.batch_size)]
 
     def before_train(self, runner) -> None:
         t0 = time.monotonic()

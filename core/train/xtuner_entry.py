@@ -16,7 +16,8 @@ and lets the fixes below run inside the process before the tool:
 
 Under ``torchrun`` every worker runs this module, so every rank gets the same fixes.
 
-Before ``train``, the config's prompt template is checked against the model's own chat template
+Before ``train``, the config's fallbacks are printed and its fused kernels applied
+(``core.train.kernels``). The config's prompt template is checked against the model's own chat template
 (``core.data.template_check``): a template the app derived (XTuner has none for the family) that gives
 different tokens stops the run with the differing text; for XTuner's own templates a difference is logged.
 """
@@ -78,6 +79,20 @@ def check_prompt_template(config_path: str) -> str | None:
     return None
 
 
+def prepare_training(config_path: str) -> None:
+    """Before the model is built: print the config's fallbacks (decided when it was written) and apply
+    the fused kernels it asks for (or print why not)."""
+    from pathlib import Path
+
+    from core.train import fallbacks, kernels
+    from core.train.configgen import literal_assignments
+
+    values = literal_assignments(Path(config_path).read_text(encoding="utf-8"))
+    for template, params in values.get("studio_fallbacks") or []:
+        fallbacks.announce(template, params)
+    kernels.apply(values)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in TOOLS:
@@ -90,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr, flush=True)
             return 3
+        prepare_training(args[0])
     module = TOOLS[tool]
     sys.argv = [module] + args
     runpy.run_module(module, run_name="__main__", alter_sys=True)
