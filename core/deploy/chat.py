@@ -215,8 +215,19 @@ def _load_model(model_path: str, adapter: Optional[str], device: str, trust_remo
 
 
 # --- prompts and generation ----------------------------------------------------------------------
-def build_prompt(template: str, question: str, system: str = "", history: list[tuple[str, str]] | None = None) -> str:
-    return format_prompt(template, question, system=system, history=history)
+def build_prompt(template: str, question: str, system: str = "", history: list[tuple[str, str]] | None = None,
+                 thinking: bool = False) -> str:
+    """The prompt; earlier answers without their reasoning (as Qwen3's chat template drops it)."""
+    history = [(q, split_thinking(a)[1]) for q, a in history or []]
+    return format_prompt(template, question, system=system, history=history, thinking=thinking)
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """(reasoning, answer) of an answer that thought first (``<think>…</think>``); ("", text) otherwise."""
+    head, sep, answer = text.partition("</think>")
+    if not sep:
+        return "", text
+    return head.replace("<think>", "").strip(), answer.strip()
 
 
 def _stop_ids(loaded: LoadedModel, template: str) -> list[int]:
@@ -296,12 +307,12 @@ def _clean(text: str, template: str) -> str:
 
 
 def generate(loaded: LoadedModel, template: str, question: str, settings: GenerationSettings | None = None,
-             system: str = "", history: list[tuple[str, str]] | None = None) -> str:
+             system: str = "", history: list[tuple[str, str]] | None = None, thinking: bool = False) -> str:
     """The whole answer at once (greedy by default)."""
     import torch
 
     settings = settings or GenerationSettings()
-    inputs = _inputs(loaded, build_prompt(template, question, system, history))
+    inputs = _inputs(loaded, build_prompt(template, question, system, history, thinking))
     with torch.inference_mode():
         out = loaded.model.generate(**inputs, **_generate_kwargs(loaded, template, settings))
     new = out[0][inputs["input_ids"].shape[1]:]
@@ -376,13 +387,13 @@ def wait_any(streams: list[Stream], timeout: float) -> None:
 
 
 def start_stream(loaded: LoadedModel, template: str, question: str, settings: GenerationSettings | None = None,
-                 system: str = "", history: list[tuple[str, str]] | None = None) -> Stream:
+                 system: str = "", history: list[tuple[str, str]] | None = None, thinking: bool = False) -> Stream:
     """Start generating in a background thread; read ``.text`` / ``.done`` while it grows."""
     import torch
 
     settings = settings or GenerationSettings()
     stream = Stream(loaded.tokenizer, template)
-    inputs = _inputs(loaded, build_prompt(template, question, system, history))
+    inputs = _inputs(loaded, build_prompt(template, question, system, history, thinking))
     kwargs = dict(**inputs, **_generate_kwargs(loaded, template, settings), streamer=stream._streamer)
 
     def run() -> None:
