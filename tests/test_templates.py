@@ -176,3 +176,23 @@ def test_training_is_refused_when_the_apps_template_does_not_match_the_model(tmp
         else:
             assert problem is None
     assert "prompt template check: The prompt template llama3_chat" in capsys.readouterr().out  # logged only
+
+
+def test_training_is_refused_when_the_tokenizer_has_no_chat_template_to_check_the_apps_template(tmp_path):
+    from core.models import tiny
+    from core.train.configgen import TrainSpec, render_config
+    from core.train.xtuner_entry import check_prompt_template
+
+    model = tmp_path / "base-tokenizer"
+    tok = tiny.build_tokenizer("qwen3")
+    tok.chat_template = None  # a base model's tokenizer
+    tok.save_pretrained(model)
+    config = tmp_path / "c.py"
+    for name, refused in (("qwen3_chat", True), ("qwen_chat", False)):
+        config.write_text(render_config(TrainSpec(method="lora", model_path=str(model), prompt_template=name,
+                                                  dataset_path="d.jsonl", device="cpu")))
+        problem = check_prompt_template(str(config))
+        if refused:
+            assert problem and "tokenizer_config.json has no chat_template" in problem and "Add the model's chat" in problem
+        else:
+            assert problem is None  # XTuner's own template: trains, the missing check is only logged

@@ -19,6 +19,7 @@ from typing import Optional
 
 from core.data.templates import format_prompt, stop_words
 from core.errors import NotFound
+from core.train import remote_code
 
 E_NOT_MODEL = "{path} is not a Hugging Face model directory (no config.json)."
 E_NOT_ADAPTER = "{path} is not a LoRA adapter directory (no adapter_config.json)."
@@ -200,6 +201,7 @@ def _load_model(model_path: str, adapter: Optional[str], device: str, trust_remo
         raise NotFound(E_NOT_MODEL, path=str(path))
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise NotFound(E_NOT_ADAPTER, path=str(adapter))
+    remote_code.check_allowed(path, trust_remote_code)
     dtype = torch.float32 if device == "cpu" else torch.float16
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=dtype, trust_remote_code=trust_remote_code)
