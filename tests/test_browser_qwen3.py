@@ -47,7 +47,7 @@ def test_a_tiny_qwen3_picked_on_model_data_answers_fine_tuned_in_chat(setup):
         expect(tab).to_be_visible(timeout=60_000)
         wait_idle(page)
         tab.click()
-        page.get_by_label("Model folder on this machine").fill(str(model))
+        live(page.get_by_role("textbox", name="Model folder on this machine")).fill(str(model))
         page.keyboard.press("Enter")
         wait_idle(page)
         live(page.get_by_role("button", name="Check this model")).click()
