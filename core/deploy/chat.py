@@ -296,9 +296,22 @@ class _Sampler:
 
 
 def _inputs(loaded: LoadedModel, prompt: str):
+    import torch
+
+    from core.data.template_check import bos_eos_ids
+
     enc = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
     # a tokenizer without model_input_names also returns token_type_ids, which generate() refuses
-    return {k: v.to(loaded.device) for k, v in enc.items() if k != "token_type_ids"}
+    enc = {k: v for k, v in enc.items() if k != "token_type_ids"}
+    # XTuner put BOS before every training sample (unless Qwen's tokenizer): so does chat, when the tokenizer does not
+    bos, _ = bos_eos_ids(loaded.tokenizer)
+    ids = enc["input_ids"]
+    if bos and bos[0] is not None and (ids.shape[1] == 0 or int(ids[0, 0]) != bos[0]):
+        enc["input_ids"] = torch.cat([torch.tensor([bos], dtype=ids.dtype), ids], dim=1)
+        if "attention_mask" in enc:
+            enc["attention_mask"] = torch.cat([torch.ones((1, 1), dtype=enc["attention_mask"].dtype),
+                                               enc["attention_mask"]], dim=1)
+    return {k: v.to(loaded.device) for k, v in enc.items()}
 
 
 def _clean(text: str, template: str) -> str:
