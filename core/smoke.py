@@ -72,7 +72,8 @@ def run(workspace: Path, device: str | None = None, timeout_s: float = 900) -> i
 
 
 ARCH_COPIES = 240  # self-introduction records per family run: ~70-100 iterations
-# the R1 template's short turns pack more records per step: with 240 (69 iterations) the answer stayed garbled
+# R1's template has no role names or newlines: 24.6 tokens a record against Qwen2's 33.6, so 240 records pack
+# into 69 iterations (Qwen2: ~95) and the answer stayed garbled; 400 give 114 (docs/models.md)
 ARCH_COPIES_BY = {"r1_distill": 400}
 
 

@@ -9,7 +9,7 @@ from core import jobs
 from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
-from core.data.templates import template_names
+from core.data.templates import can_think, template_names
 from ui import evidence, job_status, session
 from ui.frame import page_frame
 from ui.errors import show_error
@@ -121,6 +121,9 @@ with st.expander(t("Prompt and generation settings"), icon=":material/tune:"):
     rep = s3.slider(t("Repetition penalty"), 1.0, 2.0, 1.0, 0.01, key="chat_rep")
     seed_text = s1.text_input(t("Seed (empty: random)"), value="0", key="chat_seed", disabled=temperature == 0)
     system_prompt = st.text_area(t("System prompt"), value=project.system_prompt, key="chat_system")
+    thinking = can_think(template) and st.toggle(
+        t("Thinking"), value=False, key="chat_thinking",
+        help=t("Let the model reason before it answers (Qwen3). Off: the non-thinking format it was fine-tuned in."))
 try:
     seed = int(seed_text) if seed_text.strip() else None
 except ValueError:
@@ -144,6 +147,12 @@ if b2.button(t("Undo"), key="chat_undo", icon=":material/undo:", disabled=not tu
     st.rerun()
 
 
+def shown(text: str) -> str:
+    """An answer as Markdown: the reasoning of a thinking answer as a quote above it."""
+    reasoning, answer = chat.split_thinking(text)
+    return "".join(f"> {line}\n" for line in reasoning.splitlines()) + "\n" + answer if reasoning else text
+
+
 def render_turn(turn: dict, newest: bool, index: int):
     """The question and both answers; the newest turn's answers carry the keys answer_left/right."""
     st.markdown(f"**{t('You')}:** {turn['q']}")
@@ -163,7 +172,8 @@ elif question:
     turn = {"q": question, "labels": [labels[left.key], labels[right.key]], "keys": [left.key, right.key], "answers": ["", ""],
             "stats": ["", ""]}
     pending = st.session_state["chat_pending"] = {"turn": turn, "streams": None, "settings": settings,
-                                                  "template": template, "system": system_prompt}
+                                                  "template": template, "system": system_prompt,
+                                                  "thinking": thinking}
 if pending is not None and pending["streams"] is None:
     turn = pending["turn"]
     try:
@@ -178,13 +188,14 @@ if pending is not None and pending["streams"] is None:
     histories = [[(tr["q"], tr["answers"][side]) for tr in turns if tr["keys"][side] == turn["keys"][side]]
                  for side in (0, 1)]
     pending["streams"] = [chat.start_stream(m, pending["template"], turn["q"], pending["settings"],
-                                            system=pending["system"], history=histories[side])
+                                            system=pending["system"], history=histories[side],
+                                            thinking=pending.get("thinking", False))
                           for side, m in enumerate(loaded)]
 
 for i, turn in enumerate(turns):
     holders, cols = render_turn(turn, newest=i == len(turns) - 1 and pending is None, index=i)
     for holder, text, stat, col in zip(holders, turn["answers"], turn["stats"], cols):
-        holder.markdown(text or "…")
+        holder.markdown(shown(text) or "…")
         if stat:
             col.caption(stat)
 
@@ -196,7 +207,7 @@ if pending is not None:
             holder.markdown((s.text or "") + " ▌")
         chat.wait_any(streams, 0.05)
     for side, (holder, s, col) in enumerate(zip(holders, streams, cols)):
-        holder.markdown(s.text if not s.error else f":red[{s.error}]")
+        holder.markdown(shown(s.text) if not s.error else f":red[{s.error}]")
         turn["answers"][side] = s.text
         if s.tokens_per_s:
             turn["stats"][side] = t("{n} tokens · {rate:.1f} tokens/s", n=s.tokens, rate=s.tokens_per_s)

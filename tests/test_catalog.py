@@ -39,3 +39,42 @@ def test_bad_entries_are_refused(bad):
              "sources": {"huggingface": "a/b"}} | bad
     with pytest.raises(ValueError):
         catalog.ModelEntry.model_validate(entry)
+
+
+def test_every_catalog_entry_records_where_its_ids_come_from():
+    assert [e.id for e in catalog.models() + catalog.datasets() if not e.source.strip()] == []
+
+
+def test_catalog_sizes_agree_with_the_parameter_count():
+    """The config.json sizes the memory estimate uses give the entry's parameter count: a mistyped size shows.
+    (Qwen3 0.6B / 1.7B list what their files store: the tied output head once more.)"""
+    from core.models.estimate import shape_from_config
+
+    for m in catalog.models():
+        if m.config:
+            ratio = shape_from_config(m.config).total_params / (m.params_b * 1e9)
+            assert 0.78 <= ratio <= 1.02, (m.id, ratio)
+    assert sum(bool(m.config) for m in catalog.models()) >= len(catalog.models()) - 3
+
+
+def test_which_method_fits_which_gpu_memory():
+    from core.models.method_fit import GPU_SIZES_GB, method_fits
+
+    small, big = method_fits(catalog.get_model("qwen2_5-0_5b-instruct")), method_fits(catalog.get_model("qwen3-32b"))
+    assert set(small) == {"qlora", "lora", "full"} and all(gb in GPU_SIZES_GB for gb in small.values())
+    assert small["qlora"] <= small["lora"] <= small["full"] <= 24  # a 0.5B model: full fine-tuning on one card
+    assert big["qlora"] <= 80 and big["full"] is None  # 32B: QLoRA on one large GPU, full needs several
+    for m in catalog.models():
+        fits = method_fits(m)
+        if fits and fits["qlora"] and fits["full"]:
+            assert fits["qlora"] <= fits["lora"] <= fits["full"], m.id
+    assert method_fits(catalog.get_model("chatglm3-6b")) == {}  # no sizes recorded: nothing claimed
+
+
+def test_model_data_shows_the_gpu_memory_each_method_needs():
+    from ui.model_picker import fits_caption
+
+    text = fits_caption(catalog.get_model("qwen3-0_6b"))
+    assert "QLoRA ≥ 8 GB" in text and "LoRA ≥ 12 GB" in text and "full fine-tuning ≥ 16 GB" in text
+    assert "more than one GPU" in fits_caption(catalog.get_model("qwen3-32b"))
+    assert fits_caption(catalog.get_model("chatglm3-6b")) == ""

@@ -128,4 +128,27 @@ def test_token_type_ids_never_reach_generate():
         one = torch.tensor([[1]])
         return {"input_ids": one, "attention_mask": one, "token_type_ids": one * 0}
 
+    tokenizer.bos_token_id = tokenizer.eos_token_id = None  # no BOS to add (see the next test)
     assert set(_inputs(SimpleNamespace(tokenizer=tokenizer, device="cpu"), "hi")) == {"input_ids", "attention_mask"}
+
+
+@pytest.mark.parametrize("arch, bos", [("phi3", "<s>"), ("phi4_mini", "<|endoftext|>"), ("llama3", "<|begin_of_text|>"),
+                                       ("qwen3", None)])
+def test_chat_starts_with_the_bos_that_training_put_before_every_sample(arch, bos):
+    """XTuner puts BOS before each training sample (not for Qwen tokenizers) whether or not the tokenizer adds one;
+    chat does the same, once: without it a fully fine-tuned tiny Phi-3 answered noise."""
+    from types import SimpleNamespace
+
+    from core.data.template_check import xtuner_ids
+    from core.models import tiny
+    from core.models.families import BY_KEY
+
+    tok = tiny.build_tokenizer(arch)
+    template = BY_KEY[arch].template
+    ids = chat._inputs(SimpleNamespace(tokenizer=tok, device="cpu"), chat.build_prompt(template, "Who are you?"))
+    ids = ids["input_ids"][0].tolist()
+    trained = xtuner_ids(tok, template, [{"role": "user", "content": "Who are you?"},
+                                         {"role": "assistant", "content": "I am."}])
+    assert ids == trained[:len(ids)]  # the prompt is the start of what training saw, BOS included
+    first = tok.convert_ids_to_tokens(ids[:2])
+    assert (first[0] == bos and first[1] != bos) if bos else tok.bos_token_id not in ids

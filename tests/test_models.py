@@ -180,7 +180,8 @@ def test_a_model_type_this_transformers_does_not_know_says_which_version_would(t
     assert not r.ok
     assert any("needs transformers 4.51.0 or newer" in str(e) and "config.json" in str(e) for e in r.errors)
     r = inspect_model(make_model(tmp_path / "x", model_type="brandnew", arch="BrandNewForCausalLM"))
-    assert any("brandnew is unknown to transformers" in str(e) for e in r.errors)
+    assert any("brandnew is unknown to transformers" in str(e) and str(tmp_path / "x" / "config.json") in str(e)
+               and "trust_remote_code" in str(e) for e in r.errors)
 
 
 def test_the_installed_transformers_knows_todays_families():
@@ -194,3 +195,14 @@ def test_the_installed_transformers_knows_todays_families():
 def test_a_tokenizer_without_chat_template_names_the_file(tmp_path):
     r = inspect_model(make_model(tmp_path / "q", model_type="qwen3", arch="Qwen3ForCausalLM"))
     assert any("tokenizer_config.json has no chat_template" in str(w) for w in r.warnings)
+
+
+@pytest.mark.parametrize("field, value", [("hidden_size", "big"), ("num_hidden_layers", 0), ("vocab_size", 3.5),
+                                          ("num_attention_heads", True), ("model_type", 5)])
+def test_a_config_json_that_transformers_cannot_build_from_names_the_file_and_field(tmp_path, field, value):
+    m = make_model(tmp_path / "m", chat_template=LLAMA3, **{field: value})
+    r = inspect_model(m)
+    assert not r.ok
+    message = next(str(e) for e in r.errors)
+    assert str(m / "config.json") in message and field in message and json.dumps(value) in message
+    assert "download the model again, or fix the file" in message

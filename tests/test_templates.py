@@ -74,6 +74,44 @@ def test_qwen3_trains_in_its_non_thinking_format():
     assert generation == format_prompt("qwen3_chat", "Hi") and generation.endswith("<think>\n\n</think>\n\n")
 
 
+@pytest.mark.parametrize("arch", ["qwen3", "qwen3_moe"])
+@pytest.mark.parametrize("thinking", [False, True])
+def test_qwen3_thinking_off_and_on_give_the_tokens_of_its_chat_template(arch, thinking):
+    """Chat's prompt with thinking off / on is the model's own chat template with enable_thinking False / True."""
+    from core.deploy.chat import build_prompt
+    from core.models import tiny
+
+    tok = tiny.build_tokenizer(arch)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who are you?"}]
+    theirs = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, enable_thinking=thinking)
+    ours = tok.encode(build_prompt("qwen3_chat", "Who are you?", system="Be brief.", thinking=thinking),
+                      add_special_tokens=False)
+    assert ours == list(theirs)
+    has_think_block = tok.convert_tokens_to_ids("<think>") in ours
+    assert has_think_block is not thinking  # thinking off: the empty think block; on: the answer left open
+
+
+def test_only_qwen3_templates_can_think():
+    from core.data.templates import can_think
+
+    assert can_think("qwen3_chat") and not can_think("qwen_chat") and not can_think("deepseek_r1")
+    assert format_prompt("qwen_chat", "Hi", thinking=True) == format_prompt("qwen_chat", "Hi")
+    # the history keeps the trained (non-thinking) format; only the open answer changes
+    history = [("Hi", "Hello.")]
+    on, off = (format_prompt("qwen3_chat", "Who?", history=history, thinking=x) for x in (True, False))
+    assert off == on + "<think>\n\n</think>\n\n" and on.count("</think>") == 1
+
+
+def test_a_thinking_answer_is_split_and_its_reasoning_left_out_of_the_history():
+    from core.deploy.chat import build_prompt, split_thinking
+
+    answer = "<think>\nThe user greets me.\n</think>\n\nHello!"
+    assert split_thinking(answer) == ("The user greets me.", "Hello!")
+    assert split_thinking("Hello!") == ("", "Hello!")
+    prompt = build_prompt("qwen3_chat", "Who?", history=[("Hi", answer)], thinking=True)
+    assert "The user greets me." not in prompt and "Hello!<|im_end|>" in prompt
+
+
 def test_a_template_that_does_not_match_is_shown_with_the_differing_text():
     from core.data.template_check import check_template
     from core.models import tiny
@@ -138,3 +176,23 @@ def test_training_is_refused_when_the_apps_template_does_not_match_the_model(tmp
         else:
             assert problem is None
     assert "prompt template check: The prompt template llama3_chat" in capsys.readouterr().out  # logged only
+
+
+def test_training_is_refused_when_the_tokenizer_has_no_chat_template_to_check_the_apps_template(tmp_path):
+    from core.models import tiny
+    from core.train.configgen import TrainSpec, render_config
+    from core.train.xtuner_entry import check_prompt_template
+
+    model = tmp_path / "base-tokenizer"
+    tok = tiny.build_tokenizer("qwen3")
+    tok.chat_template = None  # a base model's tokenizer
+    tok.save_pretrained(model)
+    config = tmp_path / "c.py"
+    for name, refused in (("qwen3_chat", True), ("qwen_chat", False)):
+        config.write_text(render_config(TrainSpec(method="lora", model_path=str(model), prompt_template=name,
+                                                  dataset_path="d.jsonl", device="cpu")))
+        problem = check_prompt_template(str(config))
+        if refused:
+            assert problem and "tokenizer_config.json has no chat_template" in problem and "Add the model's chat" in problem
+        else:
+            assert problem is None  # XTuner's own template: trains, the missing check is only logged

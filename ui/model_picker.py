@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.models import catalog, folder as models
+from core.models import catalog, folder as models, method_fit
 from core.models.catalog import SOURCE_LABELS, SOURCES
 from core.fsutil import human_bytes
 from core.paths import resolve_user_path
@@ -46,6 +46,14 @@ def _model_label(m) -> str:
     return f"{m.name} · {m.params_b:g}B · {m.template} · ~{m.size_gb:g} GB{extra}"
 
 
+def fits_caption(entry) -> str:
+    """'QLoRA ≥ 8 GB · LoRA ≥ 12 GB · full ≥ 16 GB' from the memory estimate ("" without the entry's sizes)."""
+    names = {"qlora": "QLoRA", "lora": "LoRA", "full": t("full fine-tuning")}
+    parts = [t("{method} ≥ {gb} GB", method=names[m], gb=gb) if gb else
+             t("{method}: more than one GPU", method=names[m]) for m, gb in method_fit.method_fits(entry).items()]
+    return t("GPU memory (estimate, one GPU, batch 1 × 2048 tokens): {fits}", fits=" · ".join(parts)) if parts else ""
+
+
 def catalog_tab(project):
     entries = catalog.models()
     ids = [m.id for m in entries]
@@ -54,6 +62,8 @@ def catalog_tab(project):
     entry = catalog.get_model(choice)
     links = " · ".join(f"{SOURCE_LABELS[s]}: `{r}`" for s, r in entry.sources.items())
     st.caption(links + (f"  \n{t(entry.note)}" if entry.note else ""))
+    if fits := fits_caption(entry):
+        st.caption(fits)
     if entry.gated:
         st.caption(t(":orange[Gated]: accept the licence on the model's page and start the app with your token "
                      "(HF_TOKEN) in the environment."))

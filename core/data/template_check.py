@@ -41,7 +41,7 @@ class ProbeResult:
         return M_MISMATCH.format(template=self.template, file=file, diff=diff)
 
 
-def _bos_eos_ids(tokenizer) -> tuple[list[int], list[int]]:
+def bos_eos_ids(tokenizer) -> tuple[list[int], list[int]]:
     """XTuner 0.2.0's get_bos_eos_token_ids: no BOS for Qwen tokenizers."""
     if type(tokenizer).__name__ in chatrender.NO_BOS_TOKENIZERS:
         return [], [tokenizer.eos_token_id]
@@ -51,7 +51,7 @@ def _bos_eos_ids(tokenizer) -> tuple[list[int], list[int]]:
 def xtuner_ids(tokenizer, template: str, messages: list[dict]) -> list[int]:
     """The token ids XTuner trains on for ``messages`` with ``template``."""
     t = template_dict(template)
-    bos, eos = _bos_eos_ids(tokenizer)
+    bos, eos = bos_eos_ids(tokenizer)
     enc = lambda text: tokenizer.encode(text, add_special_tokens=False) if text else []  # noqa: E731
     ids: list[int] = []
     next_bos = True
@@ -87,7 +87,7 @@ def check_template(tokenizer, template: str) -> ProbeResult:
         model_ids = model_ids["input_ids"]
     model_ids = list(model_ids)
     ours = xtuner_ids(tokenizer, template, messages)
-    bos, eos = _bos_eos_ids(tokenizer)
+    bos, eos = bos_eos_ids(tokenizer)
     if bos and ours[:1] == bos and model_ids[:1] != bos:
         ours = ours[1:]
         result.notes.append("XTuner puts the BOS token before each sample; the chat template does not.")

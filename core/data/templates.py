@@ -40,6 +40,10 @@ _BY_MODEL_TYPE = {
     "deepseek_v2": "deepseek_v2",
 }
 
+# Templates of models that can think before they answer (Qwen3): the empty think block that opens the answer
+# is how their chat template turns thinking off (``enable_thinking=False``), and what training uses.
+NO_THINKING = {"qwen3_chat": "<think>\n\n</think>\n\n"}
+
 
 def template_names() -> list[str]:
     return sorted(PROMPT_TEMPLATES)
@@ -55,15 +59,28 @@ def is_studio_template(name: str) -> bool:
     return name in STUDIO_TEMPLATES and name not in XTUNER_TEMPLATES
 
 
-def format_prompt(template: str, user_input: str, system: str = "", history: list[tuple[str, str]] | None = None) -> str:
-    """The text a model sees for one turn, exactly as XTuner formats it for training and chat."""
+def can_think(template: str) -> bool:
+    """True for a template whose model can think before answering (chat offers thinking on/off)."""
+    return template in NO_THINKING
+
+
+def format_prompt(template: str, user_input: str, system: str = "", history: list[tuple[str, str]] | None = None,
+                  thinking: bool = False) -> str:
+    """The text a model sees for one turn, exactly as XTuner formats it for training and chat.
+
+    ``thinking`` (templates where ``can_think``): the answer is left open for the model's reasoning, as the chat
+    template does with ``enable_thinking=True``; earlier turns keep the format they were trained in.
+    """
     t = template_dict(template)
     text = ""
     if system and "SYSTEM" in t:
         text += t["SYSTEM"].format(system=system, round=1, bot_name="BOT")
     turns = list(history or []) + [(user_input, None)]
     for i, (q, a) in enumerate(turns, start=1):
-        text += t["INSTRUCTION"].format(input=q, round=i, bot_name="BOT")
+        instruction = t["INSTRUCTION"]
+        if a is None and thinking and can_think(template):
+            instruction = instruction.removesuffix(NO_THINKING[template])
+        text += instruction.format(input=q, round=i, bot_name="BOT")
         if a is not None:
             text += a + t.get("SUFFIX", "") + t.get("SEP", "")
     return text

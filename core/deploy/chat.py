@@ -19,6 +19,7 @@ from typing import Optional
 
 from core.data.templates import format_prompt, stop_words
 from core.errors import NotFound
+from core.train import remote_code
 
 E_NOT_MODEL = "{path} is not a Hugging Face model directory (no config.json)."
 E_NOT_ADAPTER = "{path} is not a LoRA adapter directory (no adapter_config.json)."
@@ -200,6 +201,7 @@ def _load_model(model_path: str, adapter: Optional[str], device: str, trust_remo
         raise NotFound(E_NOT_MODEL, path=str(path))
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise NotFound(E_NOT_ADAPTER, path=str(adapter))
+    remote_code.check_allowed(path, trust_remote_code)
     dtype = torch.float32 if device == "cpu" else torch.float16
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=dtype, trust_remote_code=trust_remote_code)
@@ -215,8 +217,19 @@ def _load_model(model_path: str, adapter: Optional[str], device: str, trust_remo
 
 
 # --- prompts and generation ----------------------------------------------------------------------
-def build_prompt(template: str, question: str, system: str = "", history: list[tuple[str, str]] | None = None) -> str:
-    return format_prompt(template, question, system=system, history=history)
+def build_prompt(template: str, question: str, system: str = "", history: list[tuple[str, str]] | None = None,
+                 thinking: bool = False) -> str:
+    """The prompt; earlier answers without their reasoning (as Qwen3's chat template drops it)."""
+    history = [(q, split_thinking(a)[1]) for q, a in history or []]
+    return format_prompt(template, question, system=system, history=history, thinking=thinking)
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """(reasoning, answer) of an answer that thought first (``<think>…</think>``); ("", text) otherwise."""
+    head, sep, answer = text.partition("</think>")
+    if not sep:
+        return "", text
+    return head.replace("<think>", "").strip(), answer.strip()
 
 
 def _stop_ids(loaded: LoadedModel, template: str) -> list[int]:
@@ -283,9 +296,22 @@ class _Sampler:
 
 
 def _inputs(loaded: LoadedModel, prompt: str):
+    import torch
+
+    from core.data.template_check import bos_eos_ids
+
     enc = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
     # a tokenizer without model_input_names also returns token_type_ids, which generate() refuses
-    return {k: v.to(loaded.device) for k, v in enc.items() if k != "token_type_ids"}
+    enc = {k: v for k, v in enc.items() if k != "token_type_ids"}
+    # XTuner put BOS before every training sample (unless Qwen's tokenizer): so does chat, when the tokenizer does not
+    bos, _ = bos_eos_ids(loaded.tokenizer)
+    ids = enc["input_ids"]
+    if bos and bos[0] is not None and (ids.shape[1] == 0 or int(ids[0, 0]) != bos[0]):
+        enc["input_ids"] = torch.cat([torch.tensor([bos], dtype=ids.dtype), ids], dim=1)
+        if "attention_mask" in enc:
+            enc["attention_mask"] = torch.cat([torch.ones((1, 1), dtype=enc["attention_mask"].dtype),
+                                               enc["attention_mask"]], dim=1)
+    return {k: v.to(loaded.device) for k, v in enc.items()}
 
 
 def _clean(text: str, template: str) -> str:
@@ -296,12 +322,12 @@ def _clean(text: str, template: str) -> str:
 
 
 def generate(loaded: LoadedModel, template: str, question: str, settings: GenerationSettings | None = None,
-             system: str = "", history: list[tuple[str, str]] | None = None) -> str:
+             system: str = "", history: list[tuple[str, str]] | None = None, thinking: bool = False) -> str:
     """The whole answer at once (greedy by default)."""
     import torch
 
     settings = settings or GenerationSettings()
-    inputs = _inputs(loaded, build_prompt(template, question, system, history))
+    inputs = _inputs(loaded, build_prompt(template, question, system, history, thinking))
     with torch.inference_mode():
         out = loaded.model.generate(**inputs, **_generate_kwargs(loaded, template, settings))
     new = out[0][inputs["input_ids"].shape[1]:]
@@ -376,13 +402,13 @@ def wait_any(streams: list[Stream], timeout: float) -> None:
 
 
 def start_stream(loaded: LoadedModel, template: str, question: str, settings: GenerationSettings | None = None,
-                 system: str = "", history: list[tuple[str, str]] | None = None) -> Stream:
+                 system: str = "", history: list[tuple[str, str]] | None = None, thinking: bool = False) -> Stream:
     """Start generating in a background thread; read ``.text`` / ``.done`` while it grows."""
     import torch
 
     settings = settings or GenerationSettings()
     stream = Stream(loaded.tokenizer, template)
-    inputs = _inputs(loaded, build_prompt(template, question, system, history))
+    inputs = _inputs(loaded, build_prompt(template, question, system, history, thinking))
     kwargs = dict(**inputs, **_generate_kwargs(loaded, template, settings), streamer=stream._streamer)
 
     def run() -> None:

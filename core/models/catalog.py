@@ -71,6 +71,7 @@ class ModelEntry(_Entry):
     license: str = ""
     source: str = ""  # where the hub ids were taken from
     note: str = ""
+    config: dict = Field(default_factory=dict)  # config.json's sizes (hidden_size, …): the memory estimate
 
     @field_validator("template")
     @classmethod
@@ -87,6 +88,7 @@ class DatasetEntry(_Entry):
     size_mb: float = Field(gt=0)
     language: str
     note: str = ""
+    source: str = ""  # where the hub ids were taken from
 
 
 class Catalog(BaseModel):

@@ -141,6 +141,16 @@ def model_shape(model_dir: str | Path) -> ModelShape:
     return _shape_from_config(cfg, hidden, layers, vocab, heads, inter, remote)
 
 
+def shape_from_config(cfg: dict) -> ModelShape:
+    """The sizes of a model from its config.json values alone (a catalog entry before it is downloaded)."""
+    hidden = int(_cfg(cfg, "hidden_size", "n_embd", "d_model"))
+    heads = int(_cfg(cfg, "num_attention_heads", "n_head"))
+    return _shape_from_config(cfg, hidden, int(_cfg(cfg, "num_hidden_layers", "n_layer", "num_layers")),
+                              int(_cfg(cfg, "vocab_size")), heads,
+                              int(_cfg(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", default=4 * hidden)),
+                              bool(cfg.get("auto_map")))
+
+
 def _shape_from_config(cfg, hidden, layers, vocab, heads, inter, remote) -> ModelShape:
     kv = int(_cfg(cfg, "num_key_value_heads", default=heads))
     head_dim = int(cfg.get("head_dim") or hidden // heads)

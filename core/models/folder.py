@@ -50,6 +50,11 @@ M_TYPE_NEEDS_NEWER = ("{file}: model_type {model_type} ({family}) needs transfor
 M_TYPE_UNKNOWN = ("{file}: model_type {model_type} is unknown to transformers {version} here and to XTuner Studio. "
                   "It can only be fine-tuned with the model's own code (auto_map + trust_remote_code).")
 M_NO_MODEL_TYPE = "{file} has no model_type: transformers cannot tell which architecture to build."
+M_BAD_CONFIG_FIELD = ("{file}: {field} is {value}, which transformers cannot build a model from (a positive whole "
+                      "number is needed): download the model again, or fix the file.")
+M_BAD_MODEL_TYPE = "{file}: model_type is {value}, not a name: download the model again, or fix the file."
+SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
+               "vocab_size")
 M_TEMPLATE_DIFFERS = ("The {template} template renders the sample conversation differently from the model's own "
                       "chat_template ({percent}% alike): see the differences.")
 M_CHAT_TEMPLATE_FAILED = "The model's chat_template could not render the sample: {error}"
@@ -291,6 +296,14 @@ def inspect_model(path: str | Path) -> ModelReport:
             raise ValueError("not an object")
     except (OSError, ValueError) as e:
         report.error(M_BAD_CONFIG, file=str(cfg_path), error=str(e))
+        return report
+    for name in SIZE_FIELDS:  # what transformers' config class would take and the model then fail on
+        value = cfg.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            report.error(M_BAD_CONFIG_FIELD, file=str(cfg_path), field=name, value=json.dumps(value))
+    if cfg.get("model_type") is not None and not isinstance(cfg["model_type"], str):
+        report.error(M_BAD_MODEL_TYPE, file=str(cfg_path), value=json.dumps(cfg["model_type"]))
+    if report.errors:
         return report
     archs = cfg.get("architectures") or []
     report.architecture = archs[0] if archs else None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from core import jobs
-from core.train import launch, queue
+from core.train import launch, queue, remote_code
 from core.train.configgen import ConfigError, render_config, spec_from_project
 from core.train.heldout import check_heldout
 from core.fsutil import (MB, DiskFull, Unreadable, atomic_write_json, atomic_write_text, is_disk_full, read_state)
@@ -323,6 +323,7 @@ def new_run(project: Project, device: str, warm_start: Optional[Path] = None,
     spec = spec_from_project(project, device=device)
     render_config(spec)  # raises ConfigError before anything is written
     check_heldout(spec.dataset_path, spec.hyperparams.heldout_ratio, spec.hyperparams.batch_size)
+    remote_code.check_allowed(project.model_path, project.trust_remote_code)
     check_free_space(project)
     try:
         run = _make_run_dir(project)
