@@ -251,3 +251,17 @@ def test_download_from_the_catalog_then_check_and_use(ws, tmp_path, monkeypatch,
     p = project(ws)
     assert p.model_path == str(hub.download_dir(cache, "model", "studio-tiny")) and p.prompt_template == "qwen_chat"
     assert at.button(key="delete-done-model-studio-tiny").disabled, "the model in use cannot be deleted"
+
+
+def test_a_llava_upload_is_refused_as_an_image_dataset(ws):
+    before = sorted(os.listdir(project(ws).data_dir))
+    rec = {"id": "0", "image": "0.png",
+           "conversations": [{"from": "human", "value": "<image>\nDescribe it."}, {"from": "gpt", "value": "A cat."}]}
+    at = upload(page(ws), "llava.json", json.dumps([rec]).encode())
+    assert "llava.json: 1 problem(s) found; nothing was changed." in texts(at, "error")
+    row = at.dataframe[0].value.iloc[0]
+    assert row["field"] == "image" and "Switch to vision-language" in row["problem"]
+    assert not any(b.key == "md_use_data" for b in at.button)
+    assert sorted(os.listdir(project(ws).data_dir)) == before
+    at = upload(page(ws, lang="zh"), "llava.json", json.dumps([rec]).encode())
+    assert "请切换到视觉-语言模式" in at.dataframe[0].value.iloc[0].iloc[2]
