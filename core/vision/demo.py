@@ -37,13 +37,14 @@ class VisionDemo:
 
 
 def draw(path: Path, colour: str, shape: str, rng: random.Random) -> None:
-    """One picture: ``shape`` in ``colour`` at a random place and size on a white square."""
+    """One picture: ``shape`` in ``colour``, near the centre at a random size, on a white square (a fixed place
+    keeps the tiny random tower's patches comparable across pictures)."""
     from PIL import Image, ImageDraw
 
     im = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
     d = ImageDraw.Draw(im)
-    size = rng.randint(14, 24)
-    x, y = rng.randint(1, IMAGE_SIZE - size - 1), rng.randint(1, IMAGE_SIZE - size - 1)
+    size = rng.randint(18, 26)
+    x, y = [(IMAGE_SIZE - size) // 2 + rng.randint(-2, 2) for _ in range(2)]
     box = (x, y, x + size, y + size)
     fill = COLOURS[colour]
     if shape == "circle":
@@ -83,7 +84,7 @@ def records(pictures: list[tuple[str, str, str]], stage: int) -> list[dict]:
     return out
 
 
-def build(root: str | Path, copies: int = 12, heldout_per_pair: int = 1, seed: int = 0) -> VisionDemo:
+def build(root: str | Path, copies: int = 16, heldout_per_pair: int = 1, seed: int = 0) -> VisionDemo:
     """Everything the demo needs under ``root``: llm/, encoder/, images/, pretrain.json, finetune.json."""
     from core.demo import build_demo_model
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-STAGE1 = dict(lr=1e-2, max_epochs=2, batch_size=4, max_length=128, warmup_ratio=0.05, save_steps=1000,
+STAGE1 = dict(lr=2e-2, max_epochs=1, batch_size=4, max_length=128, warmup_ratio=0.05, save_steps=1000,
               save_total_limit=1, logging_interval=5)
-STAGE2 = dict(lr=3e-3, max_epochs=4, batch_size=4, max_length=128, warmup_ratio=0.05, save_steps=1000,
+STAGE2 = dict(lr=3e-3, max_epochs=3, batch_size=4, max_length=128, warmup_ratio=0.05, save_steps=1000,
               save_total_limit=1, logging_interval=5, lora_r=32, lora_alpha=64)
 
 
