@@ -83,3 +83,20 @@ def test_qlora_needs_a_gpu_and_templates_are_checked(tmp_path):
     gpu = render(checked(spec(tmp_path, stage=2, method="qlora", device="cuda",
                               pretrained_pth=stage1_checkpoint(tmp_path))))
     assert "BitsAndBytesConfig, load_in_4bit=True" in gpu and "AmpOptimWrapper" in gpu
+
+
+def test_a_stage_run_is_the_apps_run_and_a_refused_one_leaves_nothing(tmp_path):
+    from core.project import ProjectStore
+    from core.train.runs import list_runs, train_argv
+    from core.vision.runs import new_stage_run
+
+    project = ProjectStore(tmp_path / "ws").create("vl", method="lora", prompt_template="qwen_chat")
+    run = new_stage_run(project, spec(tmp_path))
+    assert run.id.endswith("-llava-stage1") and list_runs(project) == [run]
+    assert run.spec["stage"] == 1 and (run.spec["visual_hidden_size"], run.spec["llm_hidden_size"]) == (32, 64)
+    values = literal_assignments(run.config_path.read_text())
+    assert values["studio_progress_file"] == str(run.progress_path) and values["data_path"] == HOSTILE
+    assert train_argv(run)[1:4] == ["-m", "core.train.xtuner_entry", "train"]  # started like any run
+    with pytest.raises(ConfigError, match="Stage 2 needs the projector"):
+        new_stage_run(project, spec(tmp_path, stage=2, pretrained_pth=str(run.config_path)))
+    assert list_runs(project) == [run]

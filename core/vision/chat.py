@@ -22,14 +22,20 @@ class VisionModel:
 
 
 def load(llm_dir: str, encoder_dir: str, projector_dir: Optional[str] = None, device: str = "cpu",
-         seed: int = 0) -> VisionModel:
-    """The three parts; without ``projector_dir`` an untrained projector (what stage 1 starts from)."""
+         seed: int = 0, encoder_adapter: Optional[str] = None) -> VisionModel:
+    """The three parts; without ``projector_dir`` an untrained projector (what stage 1 starts from);
+    ``encoder_adapter``: stage 2's LoRA on the encoder (``visual_encoder_adapter/``), merged in."""
     import torch
     from transformers import CLIPImageProcessor, CLIPVisionModel
     from xtuner.model.modules import ProjectorConfig, ProjectorModel
 
     llm = chat.load_model(llm_dir, device=device)
-    encoder = CLIPVisionModel.from_pretrained(encoder_dir, torch_dtype=torch.float32).to(device).eval()
+    encoder = CLIPVisionModel.from_pretrained(encoder_dir, torch_dtype=torch.float32)
+    if encoder_adapter:
+        from peft import PeftModel
+
+        encoder = PeftModel.from_pretrained(encoder, encoder_adapter).merge_and_unload()
+    encoder = encoder.to(device).eval()
     processor = CLIPImageProcessor.from_pretrained(encoder_dir)
     if projector_dir:
         projector = ProjectorModel.from_pretrained(projector_dir, torch_dtype=torch.float32)

@@ -63,7 +63,9 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
     say(f"converted and merged: {merged_dir(tuned_run, last)}")
 
     base = vchat.load(str(demo.llm), str(demo.encoder), None, device)
-    tuned = vchat.load(str(merged_dir(tuned_run, last)), str(demo.encoder), str(projector_dir(tuned_run, last)), device)
+    adapter = projector_dir(tuned_run, last).parent / "visual_encoder_adapter"
+    tuned = vchat.load(str(merged_dir(tuned_run, last)), str(demo.encoder), str(projector_dir(tuned_run, last)), device,
+                       encoder_adapter=str(adapter) if adapter.is_dir() else None)
     right = {"base": 0, "fine-tuned": 0}
     for image, colour, shape in demo.heldout:
         line = [f"{image.name}:"]
