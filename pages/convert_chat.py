@@ -10,7 +10,7 @@ from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from core.data.templates import template_names
-from ui import job_status, session
+from ui import job_status, session, vision_chat
 from ui.frame import page_frame
 from ui.errors import show_error
 from ui.i18n import t
@@ -84,6 +84,7 @@ if msg := st.session_state.pop("chat_flash", None):
     st.success(msg)
 
 # --- chat ----------------------------------------------------------------------------------------------
+vision_chat.section(project)
 st.subheader(t("Chat side by side"))
 choices = chat.model_choices(project)
 if not choices:

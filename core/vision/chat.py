@@ -46,8 +46,8 @@ def load(llm_dir: str, encoder_dir: str, projector_dir: Optional[str] = None, de
     return VisionModel(llm, encoder, processor, projector.to(device).eval())
 
 
-def answer(vm: VisionModel, image_path: str, question: str, template: str, max_new_tokens: int = 40) -> str:
-    """The greedy answer to ``question`` about the image."""
+def answer(vm: VisionModel, image, question: str, template: str, max_new_tokens: int = 40) -> str:
+    """The greedy answer to ``question`` about ``image`` (a path or a binary file object)."""
     import torch
     from PIL import Image
     from xtuner.dataset.utils import expand2square
@@ -55,7 +55,7 @@ def answer(vm: VisionModel, image_path: str, question: str, template: str, max_n
     from xtuner.utils import IMAGE_TOKEN_INDEX
 
     device = vm.llm.device
-    with Image.open(image_path) as im:
+    with Image.open(image) as im:
         image = expand2square(im.convert("RGB"), tuple(int(x * 255) for x in vm.processor.image_mean))
     pixels = vm.processor.preprocess(image, return_tensors="pt")["pixel_values"].to(device)
     tok = vm.llm.tokenizer

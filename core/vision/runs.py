@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from core import jobs
 from core.deploy.convert import E_NO_CHECKPOINT, export_dir
@@ -20,7 +22,7 @@ from core.jobs import Job, Step
 from core.paths import REPO_ROOT, python_executable
 from core.project import Project
 from core.train.launch import LaunchPlan
-from core.train.runs import Run, training_env
+from core.train.runs import Run, list_runs, training_env
 from core.vision.configgen import VisionSpec, checked, render
 
 
@@ -82,3 +84,35 @@ def start_convert(project: Project, run: Run, iteration: int, device: str) -> Jo
     ]
     return jobs.start_job(out, steps, kind="convert", title=f"Convert {run.id} iter {iteration}",
                           meta={"project": project.name, "run": run.id, "iteration": iteration, "merge": True})
+
+
+@dataclass
+class VisionOutput:
+    """A converted stage-2 checkpoint: what a chat about an image loads."""
+
+    run: Run
+    iteration: int
+    llm: Path  # the merged LLM
+    projector: Path
+    encoder: str
+    encoder_adapter: Optional[Path]
+    base_llm: str
+    template: str
+
+
+def vision_outputs(project: Project) -> list[VisionOutput]:
+    """The project's converted stage-2 checkpoints, newest run first."""
+    found = []
+    for run in list_runs(project):
+        spec = run.spec
+        if spec.get("stage") != 2:
+            continue
+        for iteration in sorted((int(p.name[5:]) for p in (run.dir / "exports").glob("iter_*")
+                                 if p.name[5:].isdigit()), reverse=True):
+            merged, projector = merged_dir(run, iteration), projector_dir(run, iteration)
+            if (merged / "config.json").is_file() and (projector / "config.json").is_file():
+                adapter = projector.parent / "visual_encoder_adapter"
+                found.append(VisionOutput(run, iteration, merged, projector, spec["encoder_path"],
+                                          adapter if adapter.is_dir() else None, spec["llm_path"],
+                                          spec["prompt_template"]))
+    return found
