@@ -31,7 +31,9 @@ def ws(tmp_path, demo_workspace):
     ProjectorModel(ProjectorConfig(visual_hidden_size=48, llm_hidden_size=64, depth=2)).save_pretrained(
         export / "hf" / "projector")
     (run / "config.py").write_text("# a LLaVA stage-2 config\n")
-    (run / "run.json").write_text(json.dumps({"id": run.name, "spec": {
+    (run / "work_dir").mkdir()
+    (run / "work_dir" / "iter_1.pth").write_bytes(b"a checkpoint")
+    (run / "run.json").write_text(json.dumps({"id": run.name, "kind": "llava", "spec": {
         "stage": 2, "llm_path": project.model_path, "encoder_path": str(encoder), "prompt_template": "qwen_chat"}}))
     return target
 
@@ -45,6 +47,8 @@ def png() -> bytes:
 def test_chat_about_an_uploaded_image_base_and_fine_tuned(ws):
     at = open_page(ws, "pages/convert_chat.py", timeout=180)
     assert at.selectbox(key="vl_output").value.iteration == 1
+    assert at.selectbox(key="vl_conv_iter").value == 1 and not at.button(key="vl_convert").disabled
+    assert "No checkpoint yet: train first on the Train page." in [i.value for i in at.info]  # not a text run
     assert at.button(key="vl_ask").disabled  # no image yet
     at.file_uploader(key="vl_image").set_value(("shape.png", png(), "image/png"))
     at.run()
