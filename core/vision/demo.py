@@ -15,8 +15,8 @@ from core.fsutil import atomic_write_text
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220)}
 SHAPES = ("circle", "square", "triangle")
 BACKGROUND = "white"
-IMAGE_SIZE = 32  # pixels; the tower's patches are 8×8: 16 image tokens
-PATCH_SIZE = 8
+IMAGE_SIZE = 32  # pixels; the tower's patches are 4×4: 64 image tokens
+PATCH_SIZE = 4
 QUESTIONS = ("What is in the picture?", "Describe the image.", "What do you see?")
 QUESTION = QUESTIONS[0]
 
@@ -57,7 +57,7 @@ def draw(path: Path, colour: str, shape: str, rng: random.Random) -> None:
     im.save(path)
 
 
-def build_encoder(out_dir: str | Path, hidden_size: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def build_encoder(out_dir: str | Path, hidden_size: int = 48, layers: int = 2, seed: int = 0) -> Path:
     """A randomly initialised CLIP vision tower + its image processor, saved as a Hugging Face folder."""
     import torch
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
@@ -84,7 +84,7 @@ def records(pictures: list[tuple[str, str, str]], stage: int) -> list[dict]:
     return out
 
 
-def build(root: str | Path, copies: int = 16, heldout_per_pair: int = 1, seed: int = 0) -> VisionDemo:
+def build(root: str | Path, copies: int = 20, heldout_per_pair: int = 1, seed: int = 0) -> VisionDemo:
     """Everything the demo needs under ``root``: llm/, encoder/, images/, pretrain.json, finetune.json."""
     from core.demo import build_demo_model
 
