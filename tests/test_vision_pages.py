@@ -64,3 +64,10 @@ def test_a_project_without_vision_outputs_shows_no_image_chat(demo_workspace):
     at = open_page(demo_workspace, "pages/convert_chat.py", timeout=180)
     assert not any(s.key == "vl_output" for s in at.selectbox)
     assert "Ask about an image (vision-language)" not in [h.value for h in at.subheader]
+
+
+def test_the_image_chat_is_translated(ws):
+    at = open_page(ws, "pages/convert_chat.py", lang="zh", timeout=180)
+    assert "就图像提问（视觉-语言）" in [h.value for h in at.subheader]
+    assert at.button(key="vl_convert").label == "转换以便就图像对话（pth_to_hf + 合并）"
+    assert at.button(key="vl_ask").label == "同时询问两个模型"
