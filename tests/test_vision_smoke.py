@@ -25,6 +25,7 @@ def test_the_multimodal_smoke_names_colour_and_shape_of_held_out_pictures(tmp_pa
     assert [r.name.rsplit("-", 1)[-1] for r in runs] == ["stage1", "stage2"]
     export = next(runs[1].glob("exports/iter_*"))
     assert (export / "hf" / "projector" / "config.json").is_file() and (export / "hf" / "llm_adapter").is_dir()
+    assert (export / "hf" / "visual_encoder_adapter").is_dir()  # stage 2 also trains LoRA on the encoder
     assert (export / "merged" / "config.json").is_file()
     report_figure(f"multimodal smoke: {time.monotonic() - t0:.0f} s, held-out accuracy fine-tuned {tuned}/{n}, "
                   f"base {base}/{n}")

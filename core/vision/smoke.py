@@ -1,7 +1,7 @@
 """``python -m core.smoke --multimodal``: XTuner's LLaVA end to end on the embedded tiny demo, offline.
 
 Builds the tiny vision tower, LLM and pictures (``core.vision.demo``); stage 1 (projector on captions) and
-stage 2 (LoRA on the LLM, the projector from stage 1) as the app's training jobs; ``pth_to_hf`` + merge;
+stage 2 (LoRA on the LLM and on the encoder, the projector from stage 1) as the app's training jobs; ``pth_to_hf`` + merge;
 then asks about held-out pictures. Exit 0 only if the fine-tuned greedy answers name the right colour and
 shape for a majority and the base model's (untrained projector) do not.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 STAGE1 = dict(lr=2e-2, max_epochs=1, batch_size=4, max_length=128, warmup_ratio=0.05, save_steps=1000,
               save_total_limit=1, logging_interval=5)
-STAGE2 = dict(lr=3e-3, max_epochs=3, batch_size=4, max_length=128, warmup_ratio=0.05, save_steps=1000,
+STAGE2 = dict(lr=3e-3, max_epochs=4, encoder_lora=True, batch_size=4, max_length=128, warmup_ratio=0.05, save_steps=1000,
               save_total_limit=1, logging_interval=5, lora_r=32, lora_alpha=64)
 
 
