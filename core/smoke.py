@@ -8,6 +8,8 @@ identity and the base model's does not. Doubles as the "does my machine work?" c
 ``python -m core.smoke --arch NAME`` does the same for a tiny random model of one architecture family
 (``core.models.tiny``; ``--arch all``: every family), with LoRA and full fine-tuning (``--method``),
 and prints one line per run: train / convert / merge / chat, the fine-tuned answer and the time.
+
+``python -m core.smoke --multimodal``: XTuner's LLaVA, both stages, on a tiny vision demo (``core.vision.smoke``).
 """
 from __future__ import annotations
 
