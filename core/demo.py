@@ -84,8 +84,10 @@ def _corpus(extra: list[str]) -> list[str]:
     return texts + extra * 50
 
 
-def build_demo_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
-    """Build the tiny model + tokenizer into ``out_dir`` (a Hugging Face model directory)."""
+def build_demo_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2,
+                     extra_text: tuple[str, ...] = ()) -> Path:
+    """Build the tiny model + tokenizer into ``out_dir`` (a Hugging Face model directory); ``extra_text``:
+    more text the tokenizer learns whole words from (the vision demo's captions)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM, Qwen2TokenizerFast
@@ -93,7 +95,7 @@ def build_demo_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    extra = QUESTIONS + [self_intro_answer(), "You are a helpful assistant."]
+    extra = QUESTIONS + [self_intro_answer(), "You are a helpful assistant."] + list(extra_text)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

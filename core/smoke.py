@@ -8,6 +8,8 @@ identity and the base model's does not. Doubles as the "does my machine work?" c
 ``python -m core.smoke --arch NAME`` does the same for a tiny random model of one architecture family
 (``core.models.tiny``; ``--arch all``: every family), with LoRA and full fine-tuning (``--method``),
 and prints one line per run: train / convert / merge / chat, the fine-tuned answer and the time.
+
+``python -m core.smoke --multimodal``: XTuner's LLaVA, both stages, on a tiny vision demo (``core.vision.smoke``).
 """
 from __future__ import annotations
 
@@ -168,9 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=[f.key for f in FAMILIES] + ["all"],
                         help="a tiny model of this family instead of the demo ('all': every family)")
     parser.add_argument("--method", choices=["lora", "full", "both"], default="both", help="with --arch")
+    parser.add_argument("--multimodal", action="store_true",
+                        help="XTuner's LLaVA (stage 1, stage 2, convert, chat with an image) on a tiny vision demo")
     args = parser.parse_args(argv)
 
     def go(workspace: Path) -> int:
+        if args.multimodal:
+            from core.machine import system
+            from core.vision import smoke
+
+            return smoke.run(workspace, args.device or system.device())
         if not args.arch:
             return run(workspace, args.device)
         from core.machine import system

@@ -10,7 +10,7 @@ from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from core.data.templates import can_think, template_names
-from ui import evidence, job_status, session
+from ui import evidence, job_status, session, vision_chat
 from ui.frame import page_frame
 from ui.errors import show_error
 from ui.i18n import t
@@ -31,7 +31,7 @@ def model_cache() -> chat.ModelCache:
 
 # --- convert -------------------------------------------------------------------------------------------
 st.subheader(t("Convert a checkpoint"))
-runs_with_ckpts = [r for r in runs.list_runs(project) if r.checkpoints()]
+runs_with_ckpts = [r for r in runs.list_runs(project) if r.checkpoints() and r.info.get("kind") != "llava"]
 if not runs_with_ckpts:
     st.info(t("No checkpoint yet: train first on the Train page."))
 else:
@@ -89,6 +89,7 @@ if msg := st.session_state.pop("chat_flash", None):
     st.success(msg)
 
 # --- chat ----------------------------------------------------------------------------------------------
+vision_chat.section(project, device)  # LLaVA runs: converted and asked there
 st.subheader(t("Chat side by side"))
 choices = chat.model_choices(project)
 if not choices:

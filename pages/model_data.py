@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.machine import system
 from core.project import METHOD_LABELS
-from ui import data_insight, dataset_picker, model_picker, session
+from ui import data_insight, dataset_picker, model_picker, session, vision_picker
 from ui.frame import page_frame
 from ui.i18n import t
 
@@ -29,6 +29,7 @@ if method != project.method:
 
 project = model_picker.section(project)
 project = dataset_picker.section(project)
+vision_picker.section(project)
 data_insight.section(project)
 
 if project.model_path and project.dataset_path and project.prompt_template:

@@ -259,3 +259,28 @@ def test_a_line_cut_at_its_end_reports_the_column_where_it_stops(tmp_path):
     err = next(e for e in validate(f).errors if e.line == 2)
     assert err.params["column"] == len(cut) + 1, str(err)
     assert f"column {len(cut) + 1}" in str(err)
+
+
+@pytest.mark.parametrize("container", ["json", "jsonl"])
+def test_a_llava_file_is_refused_as_an_image_dataset_not_converted(tmp_path, container):
+    """LLaVA records (``image`` + ``<image>`` in ShareGPT conversations) are not text: converting them
+    would drop the images and keep a literal ``<image>``."""
+    text = {"conversations": [{"from": "human", "value": "Hello"}, {"from": "gpt", "value": "Hi"}]}
+    image = {"id": "1", "image": "a.png",
+             "conversations": [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A cat."}]}
+    recs = [text, image]
+    path = tmp_path / f"llava.{container}"
+    path.write_text("[\n" + ",\n".join(map(json.dumps, recs)) + "\n]" if container == "json"
+                    else "".join(json.dumps(r) + "\n" for r in recs))
+    r = validate(path)
+    assert not r.ok
+    assert codes(r.errors) == {("image_dataset", 3 if container == "json" else 2, "image")}
+    assert "Switch to vision-language" in str(r.errors[0])
+    out = tmp_path / "out.jsonl"
+    assert convert(path, out).out_path is None and not out.exists()
+    # <image> alone (no image field) is enough
+    path.write_text(json.dumps([{"conversations": [{"from": "human", "value": "<image> hi"},
+                                                   {"from": "gpt", "value": "ok"}]}]))
+    assert codes(validate(path).errors) == {("image_dataset", 1, "conversations")}
+    path.write_text(json.dumps([text]))
+    assert validate(path).ok  # plain ShareGPT stays text

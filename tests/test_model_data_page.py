@@ -251,3 +251,46 @@ def test_download_from_the_catalog_then_check_and_use(ws, tmp_path, monkeypatch,
     p = project(ws)
     assert p.model_path == str(hub.download_dir(cache, "model", "studio-tiny")) and p.prompt_template == "qwen_chat"
     assert at.button(key="delete-done-model-studio-tiny").disabled, "the model in use cannot be deleted"
+
+
+def test_a_llava_upload_is_refused_as_an_image_dataset(ws):
+    before = sorted(os.listdir(project(ws).data_dir))
+    rec = {"id": "0", "image": "0.png",
+           "conversations": [{"from": "human", "value": "<image>\nDescribe it."}, {"from": "gpt", "value": "A cat."}]}
+    at = upload(page(ws), "llava.json", json.dumps([rec]).encode())
+    assert "llava.json: 1 problem(s) found; nothing was changed." in texts(at, "error")
+    row = at.dataframe[0].value.iloc[0]
+    assert row["field"] == "image" and "Switch to vision-language" in row["problem"]
+    assert not any(b.key == "md_use_data" for b in at.button)
+    assert sorted(os.listdir(project(ws).data_dir)) == before
+    at = upload(page(ws, lang="zh"), "llava.json", json.dumps([rec]).encode())
+    assert "请切换到视觉-语言模式" in at.dataframe[0].value.iloc[0].iloc[2]
+
+
+def test_a_llava_dataset_is_checked_with_its_images(ws, tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (40, 30), "red").save(images / "a.png")
+    good = {"id": "0", "image": "a.png",
+            "conversations": [{"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": "Red."}]}
+    data = tmp_path / "llava.json"
+    data.write_text(json.dumps([good, {**good, "id": "1", "image": "../secret.png"}]))
+    at = page(ws)
+    at.text_input(key="vl_data").set_value(str(data))
+    at.text_input(key="vl_images").set_value(str(images))
+    at.button(key="vl_check").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "llava.json: 1 problem(s) found; nothing was changed." in texts(at, "error")
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["line"], row["field"]) == (1, "image") and "../secret.png is outside the image folder" in row["problem"]
+    data.write_text(json.dumps([good]))
+    at.button(key="vl_check").click().run()
+    assert ("llava.json: 1 records, 1 with an image; 1 images (" in texts(at, "success")
+            and "sides 30–40 px" in texts(at, "success"))
+    at = page(ws, lang="zh")
+    at.text_input(key="vl_data").set_value(str(data))
+    at.text_input(key="vl_images").set_value("")
+    at.button(key="vl_check").click().run()
+    assert not at.exception and at.error  # an empty folder path is named, in Chinese, not raised

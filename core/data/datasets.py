@@ -62,6 +62,8 @@ T_ROLE = "{role!r} is not a known role. Use one of: {allowed}."
 T_CONTENT_PARTS = ("Is a list of content parts (images, …): XTuner's openai_map_fn needs plain text. "
                    "Join the text parts into one string.")
 T_NO_HUMAN = "The text has no '### Human:' / '### Assistant:' turns."
+T_IMAGE_DATASET = ("This is an image dataset (LLaVA: an \"image\" field and \"<image>\" in the conversation): "
+                   "as text its images would be lost. Switch to vision-language.")
 # warnings
 W_DUPLICATE = "Same conversation as line {first} ({count} duplicate records in the file): duplicates make the model memorise."
 W_LEADING_ASSISTANT = "The conversation starts with an assistant message: XTuner skips it."
@@ -430,6 +432,14 @@ def detect_format(rec) -> Optional[str]:
     return None
 
 
+def is_image_record(rec: dict) -> bool:
+    """A LLaVA record: an ``image`` field, or ``<image>`` in a ShareGPT conversation."""
+    if rec.get("image") is not None or rec.get("images") is not None:
+        return True
+    conv = rec.get("conversations")
+    return isinstance(conv, list) and any(isinstance(m, dict) and "<image>" in str(m.get("value", "")) for m in conv)
+
+
 def _required_keys(fmt: str, rec: dict) -> list[str]:
     """The format's top-level keys missing from ``rec``."""
     if fmt != "alpaca":
@@ -488,6 +498,9 @@ def _scan(path: Path, sink: Optional[Sink] = None, preview_rows: int = 5,
                     for key in _required_keys(fmt, rec):
                         report.err("missing_field", T_MISSING, line, key, format=FORMATS[fmt])
                 continue
+            if fmt == "sharegpt" and is_image_record(rec):
+                report.err("image_dataset", T_IMAGE_DATASET, line, "image" if "image" in rec else "conversations")
+                break
             turns = check(rec, line, report)
             if turns is None:
                 continue

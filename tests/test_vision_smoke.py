@@ -1,0 +1,31 @@
+"""XTuner's LLaVA end to end on the tiny vision demo (``python -m core.smoke --multimodal``): stage 1 →
+stage 2 → pth_to_hf + merge → answers about held-out pictures, fine-tuned vs base."""
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_the_multimodal_smoke_names_colour_and_shape_of_held_out_pictures(tmp_path, report_figure):
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "core.smoke", "--multimodal", "--workspace", str(tmp_path),
+                          "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    assert "MULTIMODAL SMOKE OK" in out.stdout
+    tuned, base, n = map(int, re.search(r"held-out accuracy: fine-tuned (\d+)/(\d+), base (\d+)/\2",
+                                         out.stdout).group(1, 3, 2))
+    assert n >= 5 and tuned * 2 > n and base * 2 <= n
+    runs = sorted((tmp_path / "projects" / "llava-demo" / "runs").iterdir())
+    assert [r.name.rsplit("-", 1)[-1] for r in runs] == ["stage1", "stage2"]
+    export = next(runs[1].glob("exports/iter_*"))
+    assert (export / "hf" / "projector" / "config.json").is_file() and (export / "hf" / "llm_adapter").is_dir()
+    assert (export / "hf" / "visual_encoder_adapter").is_dir()  # stage 2 also trains LoRA on the encoder
+    assert (export / "merged" / "config.json").is_file()
+    report_figure(f"multimodal smoke: {time.monotonic() - t0:.0f} s, held-out accuracy fine-tuned {tuned}/{n}, "
+                  f"base {base}/{n}")
