@@ -6,6 +6,8 @@
 #                                  .venv-hub (olah, a local Hugging Face mirror for the download tests)
 #   scripts/ensure_env.sh --openxlab  .venv-openxlab: the OpenXLab download client, kept apart because
 #                                  it pins old requests/urllib3/tqdm and downgrades setuptools
+#   scripts/ensure_env.sh --lmdeploy  .venv-lmdeploy: LMDeploy's api_server for GPU machines (it needs
+#                                  CUDA and a newer transformers than XTuner's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +52,10 @@ stamp_of() {
 
 if [ "$OPENXLAB" = 1 ]; then
   make_side_venv "${XTUNER_STUDIO_OPENXLAB_VENV:-.venv-openxlab}" "openxlab==0.1.3" bin/python
+  exit 0
+fi
+if [ "${1:-}" = "--lmdeploy" ]; then
+  make_side_venv .venv-lmdeploy "lmdeploy==0.18.0" bin/lmdeploy
   exit 0
 fi
 

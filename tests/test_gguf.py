@@ -203,10 +203,22 @@ def test_a_failed_export_leaves_no_file(demo_workspace, tmp_path):
     model = tmp_path / "broken"
     shutil.copytree(demo_workspace / "projects" / "demo" / "model", model)
     weights = model / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:5000])  # a header that promises more than there is
+    data = weights.read_bytes()
+    weights.write_bytes(data[:8 + int.from_bytes(data[:8], "little") + 100])  # the header promises more
     gguf.start_gguf_export(model, "Q8_0")
     job_dir = gguf.gguf_job_dir(model, "Q8_0")
     job = jobs.wait_job(job_dir, timeout=600)
     assert job.state == "failed"
     assert not list(job_dir.glob("*.gguf*")), list(job_dir.iterdir())
     assert gguf.finished_gguf(job_dir) is None
+
+
+def test_lmdeploy_commands_serve_a_merged_model_or_an_adapter_unmerged():
+    from core.deploy.serve_lmdeploy import command_line, lmdeploy_argv
+
+    merged = lmdeploy_argv("/m/merged dir", 23333, name="ada")
+    assert merged[1:4] == ["serve", "api_server", "/m/merged dir"] and merged[-2:] == ["--backend", "turbomind"]
+    assert merged[merged.index("--server-name") + 1] == "127.0.0.1"
+    adapter = lmdeploy_argv("/m/base", 23333, name="ada", adapter="/m/hf")
+    assert adapter[-4:] == ["--backend", "pytorch", "--adapters", "ada=/m/hf"]
+    assert "'/m/merged dir'" in command_line(merged)

@@ -50,7 +50,7 @@ def render(project, outputs: list, kind_label) -> None:
                  disabled=job is not None and job.active):
         try:
             gguf.start_gguf_export(target.path, quant, system=project.system_prompt,
-                                   name=gguf_modelfile.ollama_name(project.name))
+                                   name=gguf_modelfile.ollama_name(project.name), template=project.prompt_template)
         except (UserError, OSError) as e:
             show_error(e)
         else:

@@ -112,9 +112,10 @@ def gguf_path(job_dir: Path, quant: str) -> Path:
 
 
 def start_gguf_export(model_dir: str | Path, quant: str, system: str = "", name: str = "model",
-                      job_dir: Optional[Path] = None) -> Job:
-    """Export ``model_dir`` to GGUF ``quant`` with a Modelfile (``system``: its SYSTEM; ``name``: the
-    Ollama model name in its commands). Checks the pieces, the architecture and the free space first."""
+                      template: Optional[str] = None, job_dir: Optional[Path] = None) -> Job:
+    """Export ``model_dir`` to GGUF ``quant`` with a Modelfile (``system``: its SYSTEM; ``template``: the
+    XTuner prompt template of its TEMPLATE, default the one detected; ``name``: the Ollama model name).
+    Checks the pieces, the architecture and the free space first."""
     if quant not in QUANTS:
         raise UserError(E_QUANT, quant=quant, known=", ".join(QUANTS))
     check_installed()
@@ -130,8 +131,8 @@ def start_gguf_export(model_dir: str | Path, quant: str, system: str = "", name:
     out = gguf_path(job_dir, quant)
     step = Step(
         name=f"gguf {quant}",
-        argv=[py, "-m", "core.deploy.gguf_convert", str(model_dir), str(out), quant, "--system", system,
-              "--name", name],
+        argv=[py, "-m", "core.deploy.gguf_convert", str(model_dir), str(out), quant, f"--system={system}",
+              f"--name={name}"] + ([f"--template={template}"] if template else []),
         cwd=str(REPO_ROOT),
         cleanup_argv=[py, "-m", "core.deploy.gguf_convert", "clean", str(job_dir)],
     )

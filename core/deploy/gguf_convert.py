@@ -87,7 +87,8 @@ def quantize(src: Path, out: Path, quant: str) -> None:
         raise SystemExit(f"llama_model_quantize failed ({rc})")
 
 
-def export(model_dir: Path, out: Path, quant: str, system: str = "", name: str = "model") -> None:
+def export(model_dir: Path, out: Path, quant: str, system: str = "", name: str = "model",
+           template: str | None = None) -> None:
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
     if quant in DIRECT_TYPES:
         convert(model_dir, partial, DIRECT_TYPES[quant])
@@ -97,7 +98,7 @@ def export(model_dir: Path, out: Path, quant: str, system: str = "", name: str =
         print(f"[XTuner Studio] quantizing to {quant}", flush=True)
         quantize(f16, partial, quant)
         f16.unlink()
-    write_modelfile(out, model_dir, system, name)
+    write_modelfile(out, model_dir, system, name, template)
     os.replace(partial, out)
     print(f"[XTuner Studio] wrote {out} ({out.stat().st_size} bytes)", flush=True)
 
@@ -112,12 +113,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("quant", choices=[*DIRECT_TYPES, *K_QUANTS])
     parser.add_argument("--system", default="", help="the Modelfile's SYSTEM")
     parser.add_argument("--name", default="model", help="the Ollama model name in the commands")
+    parser.add_argument("--template", help="the XTuner prompt template of the TEMPLATE (default: detected)")
     args = parser.parse_args(argv)
     missing = converter_missing()
     if missing:
         print(f"[XTuner Studio] missing: {missing}")
         return 1
-    export(args.model_dir, args.out, args.quant, args.system, args.name)
+    export(args.model_dir, args.out, args.quant, args.system, args.name, args.template)
     return 0
 
 

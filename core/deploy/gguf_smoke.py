@@ -59,7 +59,8 @@ def run_gguf(workspace: Path, device: str | None = None, serve: bool = False) ->
     for label, model, quant in (("fine-tuned F16", merged, "F16"), ("fine-tuned Q8_0", merged, "Q8_0"),
                                 ("base F16", Path(project.model_path), "F16")):
         started = time.monotonic()
-        gguf.start_gguf_export(model, quant, system=project.system_prompt, name="ada")
+        gguf.start_gguf_export(model, quant, system=project.system_prompt, name="ada",
+                               template=project.prompt_template)
         job_dir = gguf.gguf_job_dir(model, quant)
         job = jobs.wait_job(job_dir, timeout=900)
         if job.state != "succeeded":
