@@ -222,3 +222,13 @@ def test_lmdeploy_commands_serve_a_merged_model_or_an_adapter_unmerged():
     adapter = lmdeploy_argv("/m/base", 23333, name="ada", adapter="/m/hf")
     assert adapter[-4:] == ["--backend", "pytorch", "--adapters", "ada=/m/hf"]
     assert "'/m/merged dir'" in command_line(merged)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_page_without_llama_cpp_says_how_to_install_it_and_keeps_the_rest(demo_workspace, monkeypatch, lang):
+    from tests.apptests import open_page
+
+    monkeypatch.setattr(gguf, "converter_missing", lambda: "the llama_cpp package")
+    at = open_page(demo_workspace, "pages/convert_chat.py", lang=lang)
+    assert any(gguf.INSTALL_LINE in w.value and "llama_cpp" in w.value for w in at.warning)
+    assert any((s.key or "").startswith("chat_left_") for s in at.selectbox)  # the chat is still there

@@ -25,13 +25,13 @@ QUANT_HELP = {
 def render(project, outputs: list, kind_label) -> None:
     """The GGUF export and serve sections for the project's whole-model outputs."""
     st.subheader(t("Export to GGUF (llama.cpp, Ollama)"))
+    missing = gguf.converter_missing()
+    if missing:
+        show_error(UserError(gguf.E_NO_CONVERTER, missing=missing, line=gguf.INSTALL_LINE), level="warning")
+        return
     models = [o for o in outputs if o.is_model]
     if not models:
         st.caption(t("Convert a checkpoint first: a merged or full fine-tuned model can be exported to GGUF."))
-        return
-    missing = gguf.converter_missing()
-    if missing:
-        show_error(UserError(gguf.E_NO_CONVERTER, missing=missing, line=gguf.INSTALL_LINE))
         return
     g1, g2 = st.columns([3, 2])
     target = g1.selectbox(t("Model"), models, key="gguf_output",
