@@ -4,6 +4,7 @@ Modelfile's TEMPLATE renders a conversation exactly as the chat template does.""
 import json
 import re
 import shutil
+import time
 
 import pytest
 
@@ -209,8 +210,13 @@ def test_a_failed_export_leaves_no_file(demo_workspace, tmp_path):
     job_dir = gguf.gguf_job_dir(model, "Q8_0")
     job = jobs.wait_job(job_dir, timeout=600)
     assert job.state == "failed"
-    assert not list(job_dir.glob("*.gguf*")), list(job_dir.iterdir())
     assert gguf.finished_gguf(job_dir) is None
+    # the supervisor records the end first, then runs the step's cleanup
+    deadline = time.monotonic() + 120
+    while list(job_dir.glob("*.gguf*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not list(job_dir.glob("*.gguf*")), list(job_dir.iterdir())
+    assert "removed" in (job_dir / jobs.LOG_FILE).read_text()
 
 
 def test_lmdeploy_commands_serve_a_merged_model_or_an_adapter_unmerged():

@@ -105,7 +105,8 @@ def export(model_dir: Path, out: Path, quant: str, system: str = "", name: str =
 
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "clean":
-        clean(Path(argv[1]))
+        for f in clean(Path(argv[1])):
+            print(f"[XTuner Studio] removed the partial file {f}", flush=True)
         return 0
     parser = argparse.ArgumentParser(prog="python -m core.deploy.gguf_convert")
     parser.add_argument("model_dir", type=Path)
