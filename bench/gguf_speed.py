@@ -52,7 +52,7 @@ def transformers_speed(model_dir: Path, tokens: int, threads: int) -> float:
 
     torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     ids = tok(PROMPT, return_tensors="pt").input_ids
     with torch.inference_mode():
         model.generate(ids, max_new_tokens=2, min_new_tokens=2, do_sample=False)  # warm-up
