@@ -13,6 +13,7 @@ from core.deploy import gguf, gguf_modelfile
 from core.deploy.gguf_convert import GPT2_REGEX, KNOWN_SPLITS, pre_tokenizer_name
 from core.errors import UserError
 from core.fsutil import DiskFull
+from tests.apptests import open_page
 
 needs_llama_cpp = pytest.mark.skipif(gguf.converter_missing() is not None,
                                      reason=f"llama.cpp pieces missing: {gguf.converter_missing()}")
@@ -232,8 +233,6 @@ def test_lmdeploy_commands_serve_a_merged_model_or_an_adapter_unmerged():
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_page_without_llama_cpp_says_how_to_install_it_and_keeps_the_rest(demo_workspace, monkeypatch, lang):
-    from tests.apptests import open_page
-
     monkeypatch.setattr(gguf, "converter_missing", lambda: "the llama_cpp package")
     at = open_page(demo_workspace, "pages/convert_chat.py", lang=lang)
     assert any(gguf.INSTALL_LINE in w.value and "llama_cpp" in w.value for w in at.warning)

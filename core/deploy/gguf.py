@@ -163,8 +163,8 @@ def metadata(path: Path) -> dict:
     """The GGUF's key/value metadata as Python values (llama.cpp's own gguf-py reader)."""
     import sys
 
-    if str(CONVERTER_DIR / "gguf-py") not in sys.path:
-        sys.path.insert(0, str(CONVERTER_DIR / "gguf-py"))
+    if str(CONVERTER_DIR / "gguf-py") not in sys.path:  # appended: gguf-py also holds a `tests` package
+        sys.path.append(str(CONVERTER_DIR / "gguf-py"))
     from gguf import GGUFReader
     from gguf.constants import GGUFValueType
 
