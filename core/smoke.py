@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=["lora", "full", "both"], default="both", help="with --arch")
     parser.add_argument("--multimodal", action="store_true",
                         help="XTuner's LLaVA (stage 1, stage 2, convert, chat with an image) on a tiny vision demo")
+    parser.add_argument("--export", choices=["gguf"], help="then GGUF F16 + Q8_0 answered by llama.cpp "
+                        "(core.deploy.gguf_smoke)")
+    parser.add_argument("--serve", action="store_true", help="with --export gguf: and through its server")
     args = parser.parse_args(argv)
 
     def go(workspace: Path) -> int:
@@ -180,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             from core.vision import smoke
 
             return smoke.run(workspace, args.device or system.device())
+        if args.export:
+            from core.deploy.gguf_smoke import run_gguf
+
+            return run_gguf(workspace, args.device, serve=args.serve)
         if not args.arch:
             return run(workspace, args.device)
         from core.machine import system

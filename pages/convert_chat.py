@@ -10,7 +10,7 @@ from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from core.data.templates import can_think, template_names
-from ui import evidence, job_status, session, vision_chat
+from ui import evidence, gguf_panel, job_status, session, vision_chat
 from ui.frame import page_frame
 from ui.errors import show_error
 from ui.i18n import t
@@ -231,6 +231,9 @@ with st.expander(t("Loaded models ({n})", n=len(cache.loaded())), icon=":materia
     if cache.loaded() and st.button(t("Unload all"), key="unload_all"):
         cache.unload_all()
         st.rerun()
+
+# --- GGUF export and serving (ui/gguf_panel.py) ----------------------------------------------------------
+gguf_panel.render(project, outputs, lambda kind: t(KIND_LABELS[kind]))
 
 # --- export to a hub --------------------------------------------------------------------------------------
 st.subheader(t("Export to a model hub"))

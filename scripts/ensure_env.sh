@@ -6,6 +6,8 @@
 #                                  .venv-hub (olah, a local Hugging Face mirror for the download tests)
 #   scripts/ensure_env.sh --openxlab  .venv-openxlab: the OpenXLab download client, kept apart because
 #                                  it pins old requests/urllib3/tqdm and downgrades setuptools
+#   scripts/ensure_env.sh --lmdeploy  .venv-lmdeploy: LMDeploy's api_server for GPU machines (it needs
+#                                  CUDA and a newer transformers than XTuner's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +54,10 @@ if [ "$OPENXLAB" = 1 ]; then
   make_side_venv "${XTUNER_STUDIO_OPENXLAB_VENV:-.venv-openxlab}" "openxlab==0.1.3" bin/python
   exit 0
 fi
+if [ "${1:-}" = "--lmdeploy" ]; then
+  make_side_venv .venv-lmdeploy "lmdeploy==0.18.0" bin/lmdeploy
+  exit 0
+fi
 
 want=$(stamp_of)
 stamp_file="$VENV/.studio-stamp-$DEV"
@@ -77,6 +83,37 @@ else
   fi
   echo "$want" > "$stamp_file"
   echo "== environment ready in $(( $(date +%s) - start ))s"
+fi
+
+# llama.cpp (GGUF export, the OpenAI-compatible server): llama-cpp-python compiled from its sdist, and
+# the converter + gguf-py from the same sdist in .llama.cpp/. Without cmake or a compiler, or if the
+# build fails, the rest of the environment stands and GGUF export says how to add it.
+llama_want=$(cat requirements-llamacpp.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$VENV/.studio-stamp-llamacpp" 2>/dev/null)" != "$llama_want" ] || [ ! -f .llama.cpp/convert_hf_to_gguf.py ]; then
+  llama_version=$(sed -n 's/^llama-cpp-python==//p' requirements-llamacpp.txt)
+  if command -v cmake >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1; then
+    start=$(date +%s)
+    echo "== llama.cpp: building llama-cpp-python $llama_version (first time ~5 min on 2 cores, then pip's wheel cache)"
+    tmp=$(mktemp -d)
+    if CMAKE_ARGS="-DGGML_NATIVE=OFF" "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+         -r requirements-llamacpp.txt && \
+       "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+         "llama-cpp-python==$llama_version" -d "$tmp" && \
+       mkdir "$tmp/x" && tar xzf "$tmp/llama_cpp_python-$llama_version.tar.gz" -C "$tmp/x" --strip-components=3 \
+         "llama_cpp_python-$llama_version/vendor/llama.cpp/convert_hf_to_gguf.py" \
+         "llama_cpp_python-$llama_version/vendor/llama.cpp/conversion" \
+         "llama_cpp_python-$llama_version/vendor/llama.cpp/gguf-py"; then
+      rm -rf .llama.cpp && mv "$tmp/x" .llama.cpp
+      echo "$llama_want" > "$VENV/.studio-stamp-llamacpp"
+      echo "== llama.cpp ready in $(( $(date +%s) - start ))s"
+    else
+      echo "!! llama.cpp could not be built or fetched: GGUF export and serving are off, the rest works" >&2
+    fi
+    rm -rf "$tmp"
+  else
+    echo "!! no cmake or C++ compiler: GGUF export and serving are off, the rest works." >&2
+    echo "   Add them with: sudo apt-get install cmake build-essential && scripts/ensure_env.sh" >&2
+  fi
 fi
 
 if [ "$DEV" = 1 ]; then
