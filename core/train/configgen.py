@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from core.errors import UserError
 from core.project import Hyperparams, Method, Project
-from core.train.hyperparams import check_evaluation_inputs, keyword_names, settings, top_level_names
+from core.train import preference_config
+from core.train.hyperparams import Objective, check_evaluation_inputs, keyword_names, settings, top_level_names
 from core.data.templates import PROMPT_TEMPLATES, is_studio_template, template_dict
 
 Device = Literal["cpu", "cuda"]
@@ -52,6 +53,7 @@ class TrainSpec(BaseModel):
     map_num_proc: int = Field(1, ge=1, le=64)
     progress_file: Optional[str] = None
     stop_file: Optional[str] = None
+    objective: Objective = "sft"  # dpo / orpo: dataset_path holds preference pairs (core.data.preference)
     load_from: Optional[str] = None  # warm start: weights of another run's checkpoint, fresh optimizer
     trust_remote_code: bool = False  # run the model folder's own code (only after the user opted in)
 
@@ -70,8 +72,10 @@ class TrainSpec(BaseModel):
 
 def spec_from_project(project: Project, device: Device, progress_file: str | None = None,
                       stop_file: str | None = None) -> TrainSpec:
+    preference = preference_config.is_preference(project.objective)
+    data = project.preference_path if preference else project.dataset_path
     missing = [label for label, value in (("model_path", project.model_path),
-                                          ("dataset_path", project.dataset_path),
+                                          ("preference_path" if preference else "dataset_path", data),
                                           ("prompt_template", project.prompt_template)) if not value]
     if missing:
         raise ConfigError(E_MISSING, missing=", ".join(missing))
@@ -79,12 +83,13 @@ def spec_from_project(project: Project, device: Device, progress_file: str | Non
         method=project.method,
         model_path=project.model_path,
         prompt_template=project.prompt_template,
-        dataset_path=project.dataset_path,
+        dataset_path=data,
+        objective=project.objective,
         hyperparams=project.hyperparams,
         evaluation_inputs=project.evaluation_inputs,
         system_prompt=project.system_prompt,
         device=device,
-        map_num_proc=default_map_num_proc(project.dataset_path),
+        map_num_proc=default_map_num_proc(data),
         progress_file=progress_file,
         stop_file=stop_file,
         trust_remote_code=project.trust_remote_code,
@@ -116,6 +121,8 @@ def check_trainable(spec: TrainSpec) -> None:
         raise ConfigError(E_NO_SYSTEM, template=spec.prompt_template)
     if spec.method == "qlora" and spec.device != "cuda":
         raise ConfigError(E_QLORA_CPU)
+    if not preference_config.renders_pairs(spec.objective, spec.model_path):
+        raise ConfigError(preference_config.E_NO_CHAT_TEMPLATE, path=spec.model_path)
 
 
 def render_config(spec: TrainSpec) -> str:
@@ -145,6 +152,7 @@ def render_config(spec: TrainSpec) -> str:
     add("from xtuner.engine.runner import TrainLoop")
     add("from xtuner.model import SupervisedFinetune")
     add("from xtuner.utils import PROMPT_TEMPLATE")
+    lines += preference_config.imports(spec.objective)
     add("")
     add("from core.train.mmhooks import StudioProgressHook, StudioStopHook, WarmupLinearLR")
     add("")
@@ -191,8 +199,9 @@ def render_config(spec: TrainSpec) -> str:
     add("    padding_side='right')")
     add("")
     add("model = dict(")
-    add("    type=SupervisedFinetune,")
+    add(f"    type={preference_config.MODEL_CLASS[spec.objective]},")
     add("    use_varlen_attn=use_varlen_attn,")
+    lines += preference_config.model_keywords(spec.objective)
     add("    llm=dict(")
     add("        type=AutoModelForCausalLM.from_pretrained,")
     add("        pretrained_model_name_or_path=pretrained_model_name_or_path,")
@@ -229,25 +238,28 @@ def render_config(spec: TrainSpec) -> str:
     add("#######################################################################")
     add("#                      PART 3  Dataset & Dataloader                   #")
     add("#######################################################################")
-    add("train_dataset = dict(")
-    add("    type=process_hf_dataset,")
-    add("    dataset=dict(type=load_dataset, path='json', data_files=dict(train=data_path)),")
-    add("    tokenizer=tokenizer,")
-    add("    max_length=max_length,")
-    add(f"    dataset_map_fn={DATASET_MAP_FNS[spec.dataset_format]},")
-    add("    template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),")
-    add("    remove_unused_columns=True,")
-    add("    shuffle_before_pack=True,")
-    add("    pack_to_max_length=pack_to_max_length,")
-    add("    use_varlen_attn=use_varlen_attn,")
-    add(f"    map_num_proc={lit(spec.map_num_proc)})")
-    add("")
-    add("train_dataloader = dict(")
-    add("    batch_size=batch_size,")
-    add("    num_workers=dataloader_num_workers,")
-    add("    dataset=train_dataset,")
-    add("    sampler=dict(type=DefaultSampler, shuffle=True),")
-    add("    collate_fn=dict(type=default_collate_fn, use_varlen_attn=use_varlen_attn))")
+    if preference_config.is_preference(spec.objective):
+        lines += preference_config.dataset_lines(spec.map_num_proc)
+    else:
+        add("train_dataset = dict(")
+        add("    type=process_hf_dataset,")
+        add("    dataset=dict(type=load_dataset, path='json', data_files=dict(train=data_path)),")
+        add("    tokenizer=tokenizer,")
+        add("    max_length=max_length,")
+        add(f"    dataset_map_fn={DATASET_MAP_FNS[spec.dataset_format]},")
+        add("    template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),")
+        add("    remove_unused_columns=True,")
+        add("    shuffle_before_pack=True,")
+        add("    pack_to_max_length=pack_to_max_length,")
+        add("    use_varlen_attn=use_varlen_attn,")
+        add(f"    map_num_proc={lit(spec.map_num_proc)})")
+        add("")
+        add("train_dataloader = dict(")
+        add("    batch_size=batch_size,")
+        add("    num_workers=dataloader_num_workers,")
+        add("    dataset=train_dataset,")
+        add("    sampler=dict(type=DefaultSampler, shuffle=True),")
+        add("    collate_fn=dict(type=default_collate_fn, use_varlen_attn=use_varlen_attn))")
     add("")
     add("#######################################################################")
     add("#                    PART 4  Scheduler & Optimizer                    #")
