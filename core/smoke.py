@@ -8,6 +8,9 @@ identity and the base model's does not. Doubles as the "does my machine work?" c
 ``python -m core.smoke --arch NAME`` does the same for a tiny random model of one architecture family
 (``core.models.tiny``; ``--arch all``: every family), with LoRA and full fine-tuning (``--method``),
 and prints one line per run: train / convert / merge / chat, the fine-tuned answer and the time.
+
+``python -m core.smoke --method dpo`` (or ``orpo``): the demo, then preference tuning on top of it
+(``core.preference_demo``).
 """
 from __future__ import annotations
 
@@ -166,10 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when a GPU is found, else cpu")
     parser.add_argument("--arch", choices=[f.key for f in FAMILIES] + ["all"],
                         help="a tiny model of this family instead of the demo ('all': every family)")
-    parser.add_argument("--method", choices=["lora", "full", "both"], default="both", help="with --arch")
+    parser.add_argument("--method", choices=["lora", "full", "both", "dpo", "orpo"], default="both",
+                        help="with --arch: lora, full or both; without: dpo or orpo runs core.preference_demo")
     args = parser.parse_args(argv)
 
     def go(workspace: Path) -> int:
+        if args.method in ("dpo", "orpo"):
+            from core import preference_demo
+
+            return preference_demo.run(workspace, args.method, args.device)
         if not args.arch:
             return run(workspace, args.device)
         from core.machine import system
