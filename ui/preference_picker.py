@@ -100,7 +100,7 @@ def _show_report(project):
     st.success(t("{file}: {records} preference pairs ({label}), read in {seconds:.1f} s.", file=report.path.name,
                  records=report.records, label=report.label, seconds=report.seconds), icon=":material/check_circle:")
     st.dataframe([{t("prompt"): _last_text(p["prompt"]), t("chosen"): _last_text(p["chosen"]),
-                   t("rejected"): _last_text(p["rejected"])} for p in report.preview[:3]], hide_index=True)
+                   t("rejected"): _last_text(p["rejected"])} for p in report.preview[:3]], hide_index=True, placeholder="—")
     if report.needs_conversion:
         st.info(t("XTuner trains on its own preference JSONL: convert this {label} file (the original stays).",
                   label=report.label))
