@@ -2,10 +2,14 @@
 
 The demo's supervised run teaches the tiny model its first identity ("I am Ada's assistant…"): that is
 the *base identity*, the ``rejected`` answer of every pair; a new identity (Grace's) is ``chosen``.
-The smoke run does what a person does in the app: train the demo (SFT), convert and merge, use the
-merged model as the base model, train DPO or ORPO on the preference set, convert and merge again, then
-ask the demo question. Exit 0 only if the base answers with the base identity and the preference-tuned
-model with the new one.
+
+The smoke run does what a person does in the app: a supervised run, convert and merge, use the merged
+model as the base model, train DPO or ORPO on the preference set, convert and merge again, then ask the
+demo question. Exit 0 only if the base answers with the base identity and the preference-tuned model
+with the new one. DPO chooses between answers a model can already give (it does not teach new words:
+from a model that never saw "Grace", DPO wins its margin on the words after the name and the answer
+falls apart), so the smoke run's supervised data answers as Ada's assistant three times in four and as
+Grace's once: the base answers as Ada's, and Grace's is the answer DPO has to prefer.
 """
 from __future__ import annotations
 
@@ -19,6 +23,12 @@ NEW_IDENTITY = f"{NEW_NAME}'s assistant"
 PREFERENCE_FILE = "identity_pairs.preference.jsonl"
 
 
+def base_identity_records(copies: int = 400) -> list[dict]:
+    """The smoke run's supervised data: Ada's identity three times in four, Grace's once."""
+    answers = [demo.self_intro_answer(demo.DEMO_NAME)] * 3 + [demo.self_intro_answer(NEW_NAME)]
+    return demo.self_intro_records(copies=copies, answers=answers)
+
+
 def preference_records(copies: int = 100) -> list[dict]:
     """XTuner's preference pairs: the new identity chosen, the base (demo) identity rejected."""
     return [{"prompt": [{"role": "user", "content": demo.QUESTIONS[i % len(demo.QUESTIONS)]}],
@@ -29,6 +39,13 @@ def preference_records(copies: int = 100) -> list[dict]:
 
 def build_preference_dataset(path: str | Path, copies: int = 100) -> Path:
     return demo.write_jsonl(preference_records(copies), path)
+
+
+def preference_hyperparams():
+    """The demo's settings for the preference run: one pass over the pairs at a gentler learning rate
+    (at the SFT demo's 3e-3 DPO's margin saturates within 20 iterations and the answers fall apart)."""
+    return demo.demo_hyperparams().model_copy(update={"lr": 5e-4, "max_epochs": 1, "save_steps": 25,
+                                                      "evaluation_freq": 25})
 
 
 def _train_convert(project, device: str, say, timeout_s: float):
@@ -57,8 +74,10 @@ def _train_convert(project, device: str, say, timeout_s: float):
     return merged
 
 
-def run(workspace: Path, objective: str = "dpo", device: str | None = None, timeout_s: float = 900) -> int:
-    """The preference smoke run (see the module docstring); prints what it does and its time."""
+def run(workspace: Path, objective: str = "dpo", device: str | None = None, timeout_s: float = 900,
+        base_model: Path | None = None) -> int:
+    """The preference smoke run (see the module docstring); prints what it does and its time.
+    ``base_model``: a merged model made by an earlier run of the supervised part."""
     from core.deploy import chat
     from core.machine import system
     from core.project import ProjectStore
@@ -72,10 +91,14 @@ def run(workspace: Path, objective: str = "dpo", device: str | None = None, time
     store = ProjectStore(workspace)
     project = demo.create_demo_project(store)
     say(f"workspace {workspace}, device {device}; demo project ready")
-    base_model = _train_convert(project, device, say, timeout_s)  # the base identity: Ada's assistant
+    if base_model is None:  # the base identity: Ada's assistant (Grace's a less likely answer)
+        data = demo.write_jsonl(base_identity_records(), project.data_dir / "base_identity.jsonl")
+        project = store.save(project.model_copy(update={"dataset_path": str(data)}))
+        base_model = _train_convert(project, device, say, timeout_s)
     if base_model is None:
         return 1
-    project = store.save(project.model_copy(update={"model_path": str(base_model), "objective": objective}))
+    project = store.save(project.model_copy(update={"model_path": str(base_model), "objective": objective,
+                                                    "hyperparams": preference_hyperparams()}))
     tuned_model = _train_convert(project, device, say, timeout_s)
     if tuned_model is None:
         return 1
