@@ -108,8 +108,8 @@ def run(workspace: Path, objective: str = "dpo", device: str | None = None, time
     tuned_answer = chat.generate(chat.load_model(str(tuned_model), device=device), project.prompt_template,
                                  demo.DEMO_QUESTION, settings)
     print(f"Q: {demo.DEMO_QUESTION}")
-    print(f"base model (SFT demo): {base_answer!r}")
-    print(f"{objective} model:     {tuned_answer!r}")
+    print(f"base model (SFT): {base_answer!r}")
+    print(f"{objective} model:       {tuned_answer!r}")
     ok = (demo.DEMO_IDENTITY in base_answer and NEW_IDENTITY in tuned_answer
           and demo.DEMO_IDENTITY not in tuned_answer)
     say(f"SMOKE OK: the {objective} model prefers its new identity" if ok else

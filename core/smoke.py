@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=["lora", "full", "both", "dpo", "orpo"], default="both",
                         help="with --arch: lora, full or both; without: dpo or orpo runs core.preference_demo")
     args = parser.parse_args(argv)
+    if args.arch and args.method in ("dpo", "orpo"):
+        parser.error("--method dpo / orpo runs on the demo model: leave out --arch")
 
     def go(workspace: Path) -> int:
         if args.method in ("dpo", "orpo"):
