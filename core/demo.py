@@ -164,7 +164,11 @@ def create_demo_project(store, name: str = "demo"):
     try:
         model_dir = build_demo_model(project.dir / "model")
         data_path = build_demo_dataset(project.data_dir / "self_intro.jsonl")
-        project = project.model_copy(update={"model_path": str(model_dir), "dataset_path": str(data_path)})
+        from core import preference_demo  # the preference set for DPO / ORPO after the first run
+
+        pairs = preference_demo.build_preference_dataset(project.data_dir / preference_demo.PREFERENCE_FILE)
+        project = project.model_copy(update={"model_path": str(model_dir), "dataset_path": str(data_path),
+                                             "preference_path": str(pairs)})
         return store.save(project)
     except BaseException:
         import shutil

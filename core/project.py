@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from core.errors import UserError
 from core.results.scoring import ExpectedAnswer
 from core.fsutil import Unreadable, atomic_write_json, atomic_write_text, read_state
-from core.train.hyperparams import Hyperparams, check_evaluation_inputs  # noqa: F401 - Hyperparams is part of a project
+from core.train.hyperparams import Hyperparams, Objective, check_evaluation_inputs  # noqa: F401 - Hyperparams is part of a project
 
 Method = Literal["qlora", "lora", "full"]
 
@@ -57,6 +57,8 @@ class Project(BaseModel):
     prompt_template: Optional[str] = None
     trust_remote_code: bool = False  # the user opted in to run the model's own code
     dataset_path: Optional[str] = None
+    objective: Objective = "sft"  # sft, or preference tuning (dpo / orpo) on preference_path
+    preference_path: Optional[str] = None  # the preference pairs (XTuner's preference JSONL)
     download_sources: list[str] = Field(default_factory=lambda: ["huggingface", "modelscope", "openxlab"])
     hub_endpoints: dict[str, str] = Field(default_factory=dict)  # e.g. a Hugging Face mirror
     hyperparams: Hyperparams = Field(default_factory=Hyperparams)

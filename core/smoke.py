@@ -10,6 +10,8 @@ identity and the base model's does not. Doubles as the "does my machine work?" c
 and prints one line per run: train / convert / merge / chat, the fine-tuned answer and the time.
 
 ``python -m core.smoke --multimodal``: XTuner's LLaVA, both stages, on a tiny vision demo (``core.vision.smoke``).
+``python -m core.smoke --method dpo`` (or ``orpo``): the demo, then preference tuning on top of it
+(``core.preference_demo``).
 """
 from __future__ import annotations
 
@@ -169,13 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when a GPU is found, else cpu")
     parser.add_argument("--arch", choices=[f.key for f in FAMILIES] + ["all"],
                         help="a tiny model of this family instead of the demo ('all': every family)")
-    parser.add_argument("--method", choices=["lora", "full", "both"], default="both", help="with --arch")
+    parser.add_argument("--method", choices=["lora", "full", "both", "dpo", "orpo"], default="both",
+                        help="with --arch: lora, full or both; without: dpo or orpo runs core.preference_demo")
     parser.add_argument("--multimodal", action="store_true",
                         help="XTuner's LLaVA (stage 1, stage 2, convert, chat with an image) on a tiny vision demo")
     parser.add_argument("--export", choices=["gguf"], help="then GGUF F16 + Q8_0 answered by llama.cpp "
                         "(core.deploy.gguf_smoke)")
     parser.add_argument("--serve", action="store_true", help="with --export gguf: and through its server")
     args = parser.parse_args(argv)
+    if args.arch and args.method in ("dpo", "orpo"):
+        parser.error("--method dpo / orpo runs on the demo model: leave out --arch")
 
     def go(workspace: Path) -> int:
         if args.multimodal:
@@ -187,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             from core.deploy.gguf_smoke import run_gguf
 
             return run_gguf(workspace, args.device, serve=args.serve)
+        if args.method in ("dpo", "orpo"):
+            from core import preference_demo
+
+            return preference_demo.run(workspace, args.method, args.device)
         if not args.arch:
             return run(workspace, args.device)
         from core.machine import system

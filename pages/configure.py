@@ -51,6 +51,9 @@ if flash := st.session_state.pop("configure_flash", None):
     st.success(flash)
 
 st.caption(t("Method: **{method}** · change it on Model & Data.", method=METHOD))
+if project.objective != "sft":
+    st.caption(t("Objective: **{objective}** on the preference pairs `{path}` · change it on Model & Data.",
+                 objective=project.objective.upper(), path=project.preference_path or "—"))
 
 # --- presets ---------------------------------------------------------------------------------------
 with st.expander(t("Presets: XTuner's own, any XTuner config, or yours"), icon=":material/bookmarks:"):
@@ -127,7 +130,7 @@ with st.expander(t("Import an existing XTuner config (.py)"), icon=":material/up
 # --- hyperparameters (widgets generated from core.train.hyperparams) -----------------------------
 gpus = system.gpus()
 with st.form("hyperparams"):
-    raw = hyperparams_widgets(hp, project.method)
+    raw = hyperparams_widgets(hp, project.method, project.objective)
     submitted = st.form_submit_button(t("Save"), type="primary")
 if submitted:
     try:

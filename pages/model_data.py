@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.machine import system
 from core.project import METHOD_LABELS
-from ui import data_insight, dataset_picker, model_picker, session, vision_picker
+from ui import data_insight, dataset_picker, model_picker, preference_picker, session, vision_picker
 from ui.frame import page_frame
 from ui.i18n import t
 
@@ -27,10 +27,16 @@ if method == "qlora" and not system.gpus():
 if method != project.method:
     project = session.save_project(project.model_copy(update={"method": method}))
 
-project = model_picker.section(project)
-project = dataset_picker.section(project)
-vision_picker.section(project)
-data_insight.section(project)
+project = preference_picker.objective_choice(project)
 
-if project.model_path and project.dataset_path and project.prompt_template:
+project = model_picker.section(project)
+if project.objective == "sft":
+    project = dataset_picker.section(project)
+    vision_picker.section(project)
+    data_insight.section(project)
+else:
+    project = preference_picker.section(project)
+
+data = project.dataset_path if project.objective == "sft" else project.preference_path
+if project.model_path and data and project.prompt_template:
     st.page_link("pages/configure.py", label=t("Next: Configure"), icon=":material/arrow_forward:")

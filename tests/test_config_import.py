@@ -86,5 +86,8 @@ def test_bad_values_are_reported_not_taken():
 
 
 def test_non_sft_models_are_not_given_a_method():
-    cfg = parse_config("model = dict(type=DPO, llm=dict(type=AutoModelForCausalLM.from_pretrained))\n")
+    cfg = parse_config("model = dict(type=RewardModel, llm=dict(type=AutoModelForCausalLM.from_pretrained))\n")
     assert cfg.method is None and "not supervised fine-tuning" in cfg.errors[0]
+    # XTuner's preference models (DPO, ORPO) are objectives the app trains
+    dpo = parse_config("model = dict(type=DPO, llm=dict(type=AutoModelForCausalLM.from_pretrained))\n")
+    assert (dpo.objective, dpo.method, dpo.errors) == ("dpo", "full", [])

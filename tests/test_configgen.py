@@ -94,7 +94,8 @@ ROUND_TRIP = {
     "load_from": lambda cfg, values: values["load_from"],
     "lora_target_modules": lambda cfg, values: cfg.hyperparams["lora_target_modules"][0],
 }
-ALLOW_LISTED = {"prompt_template", "dataset_format", "device", "optimizer", "method", "precision"}
+ALLOW_LISTED = {"prompt_template", "dataset_format", "device", "optimizer", "method", "precision", "objective",
+                "dpo_loss_type"}
 
 
 def _string_fields():
@@ -132,7 +133,7 @@ def test_allow_listed_fields_refuse_typed_text(name):
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError):
-        if name in ("optimizer", "precision"):
+        if name in ("optimizer", "precision", "dpo_loss_type"):
             Hyperparams(**{name: INJECTION})
         else:
             spec(**{name: INJECTION})

@@ -1,7 +1,7 @@
 """The Configure page's hyperparameter widgets, generated from the schema (core.train.hyperparams).
 
 Labels, help, bounds, steps and formats all come from the schema; a setting that does not apply to
-the project's method is shown disabled.
+the project's method (or is not used by its objective: SFT, DPO, ORPO) is shown disabled.
 """
 from __future__ import annotations
 
@@ -56,22 +56,22 @@ def parse(s: Setting, raw) -> Any:
     return raw
 
 
-def hyperparams_widgets(hp: Hyperparams, method: str) -> dict[str, Any]:
+def hyperparams_widgets(hp: Hyperparams, method: str, objective: str = "sft") -> dict[str, Any]:
     """Every setting's widget, basic ones then advanced ones (in an expander), three columns wide;
     returns {name: raw value}."""
     st.subheader(t("Basic"))
-    raw = _group(st.container(), "basic", hp, method)
-    raw |= _group(st.expander(t("Advanced")), "advanced", hp, method)
+    raw = _group(st.container(), "basic", hp, method, objective)
+    raw |= _group(st.expander(t("Advanced")), "advanced", hp, method, objective)
     return raw
 
 
-def _group(container, group: str, hp: Hyperparams, method: str) -> dict[str, Any]:
+def _group(container, group: str, hp: Hyperparams, method: str, objective: str) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     with container:
         cols, slot = st.columns(3), 0
         group_settings = [s for s in settings() if s.group == group]
         for s in [s for s in group_settings if s.kind != "bool"] + [s for s in group_settings if s.kind == "bool"]:
-            value, disabled = getattr(hp, s.name), not s.applies_to(method)
+            value, disabled = getattr(hp, s.name), not (s.applies_to(method) and s.used_by(objective))
             if s.kind == "bool":  # a check box takes the whole width, below the columns
                 raw[s.name] = _widget(st, s, value, disabled)
             elif s.kind == "pair":

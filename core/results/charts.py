@@ -12,7 +12,9 @@ The Train page, the Results page and run comparison all draw through this module
 
 Text goes through ``tr`` (the page passes its translator; default English). mmengine's keys:
 ``loss``, ``lr``, ``grad_norm``, ``time`` (seconds per iteration), ``data_time`` and, on GPU,
-``memory`` (MB of CUDA memory allocated, the peak).
+``memory`` (MB of CUDA memory allocated, the peak). Preference runs (XTuner's DPO / ORPO) add
+``reward_margin`` (chosen − rejected reward, with ``chosen_rewards`` / ``rejected_rewards``) and
+``reward_acc`` (the share of pairs whose chosen answer wins).
 """
 from __future__ import annotations
 
@@ -29,11 +31,12 @@ Translate = Callable[[str], str]
 
 MAX_BUCKETS = 500  # per curve: at most 1000 points drawn
 SMOOTHING = 0.1
-SMOOTHED = ("loss", "grad_norm", "rate")  # curves drawn raw (thin) and smoothed (EMA)
+SMOOTHED = ("loss", "grad_norm", "rate", "reward_margin", "reward_acc")  # curves drawn raw (thin) and smoothed (EMA)
 # the order the charts are shown in; other numeric keys get a plain line chart after these
-KNOWN = ("loss", "lr", "grad_norm", "time", "memory")
+KNOWN = ("loss", "reward_margin", "reward_acc", "lr", "grad_norm", "time", "memory")
 # shown inside another chart (data_time, rate, data_share: throughput), or not a curve
-HIDDEN = ("data_time", "iter", "step", "epoch", "rate", "data_share", "heldout_loss", "heldout_s")
+HIDDEN = ("data_time", "iter", "step", "epoch", "rate", "data_share", "heldout_loss", "heldout_s", "chosen_rewards",
+          "rejected_rewards")
 
 
 def _same(text: str) -> str:
@@ -257,6 +260,17 @@ def _throughput(curves: Curves, tr: Translate, tokens_per_iter: Optional[float])
     return fig
 
 
+def _reward_margin(curves: Curves, tr: Translate) -> go.Figure:
+    """DPO / ORPO: the reward margin (raw + smoothed), the chosen and rejected rewards behind it."""
+    fig = go.Figure()
+    _raw_and_smoothed(fig, curves, "reward_margin", tr("reward margin"), tr)
+    for key, name in (("chosen_rewards", tr("chosen")), ("rejected_rewards", tr("rejected"))):
+        xs, ys = curves.points(key)
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(width=1, dash="dot")))
+    return fig
+
+
 def scalar_figures(curves: Curves, tr: Translate = _same, resumes: Iterable[int] = (), x_max: Optional[int] = None,
                    tokens_per_iter: Optional[float] = None) -> list[tuple[str, go.Figure]]:
     """(key, figure) for every scalar present: loss, learning rate, gradient norm, throughput,
@@ -271,6 +285,13 @@ def scalar_figures(curves: Curves, tr: Translate = _same, resumes: Iterable[int]
             _raw_and_smoothed(fig, curves, "loss", tr("loss"), tr)
             _heldout(fig, curves, tr)
             title, y_title, marks = tr("Training loss"), tr("loss"), resumes
+        elif key == "reward_margin":
+            fig, title, y_title = _reward_margin(curves, tr), tr("Reward margin"), tr("chosen − rejected reward")
+        elif key == "reward_acc":
+            fig = go.Figure()
+            _raw_and_smoothed(fig, curves, "reward_acc", tr("reward accuracy"), tr)
+            fig.update_yaxes(range=[-0.05, 1.05])
+            title, y_title = tr("Reward accuracy"), tr("share of pairs where chosen wins")
         elif key == "lr":
             fig, title, y_title = _line(curves, key, tr("learning rate")), tr("Learning rate"), tr("learning rate")
         elif key == "grad_norm":

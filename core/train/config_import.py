@@ -46,6 +46,9 @@ class ConfigImportError(UserError):
     """The file cannot be read as a Python config; the message says where."""
 
 
+_OBJECTIVES = {"SupervisedFinetune": "sft", "DPO": "dpo", "ORPO": "orpo"}  # XTuner's model classes
+
+
 class _NotLiteral(Exception):
     pass
 
@@ -53,6 +56,7 @@ class _NotLiteral(Exception):
 @dataclass
 class ImportedConfig:
     method: Optional[str] = None
+    objective: Optional[str] = None  # sft, dpo or orpo: XTuner's model class
     hyperparams: dict[str, Any] = field(default_factory=dict)
     evaluation_inputs: Optional[list[str]] = None
     system_prompt: Optional[str] = None
@@ -73,6 +77,8 @@ class ImportedConfig:
             update["system_prompt"] = self.system_prompt
         if self.method:
             update["method"] = self.method
+        if self.objective:
+            update["objective"] = self.objective
         if paths:
             for name in ("model_path", "dataset_path", "prompt_template"):
                 if getattr(self, name):
@@ -292,7 +298,10 @@ class _Reader:
             return
         self.used.add("model")
         kinds = {self.type_name(kw) for _, kw in self.calls(model)}
-        if "SupervisedFinetune" not in kinds:
+        objectives = [objective for cls, objective in _OBJECTIVES.items() if cls in kinds]
+        if objectives:
+            self.take("objective", objectives[0], "model")
+        else:
             found = self.type_name({kw.arg: kw.value for kw in getattr(model, "keywords", []) if kw.arg})
             self.out.errors.append(f"model type {found or '?'} is not supervised fine-tuning (SupervisedFinetune): "
                                    "method not taken.")

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from core.errors import UserError
 from core.project import Hyperparams, Method, Project
-from core.train.hyperparams import check_evaluation_inputs, keyword_names, settings, top_level_names
+from core.train import preference_config
+from core.train.hyperparams import Objective, check_evaluation_inputs, keyword_names, settings, top_level_names
 from core.data.templates import PROMPT_TEMPLATES, is_studio_template, template_dict
 from core.train import packing, precision
 
@@ -54,6 +55,7 @@ class TrainSpec(BaseModel):
     map_num_proc: int = Field(1, ge=1, le=64)
     progress_file: Optional[str] = None
     stop_file: Optional[str] = None
+    objective: Objective = "sft"  # dpo / orpo: dataset_path holds preference pairs (core.data.preference)
     load_from: Optional[str] = None  # warm start: weights of another run's checkpoint, fresh optimizer
     trust_remote_code: bool = False  # run the model folder's own code (only after the user opted in)
     gpu_capability: Optional[tuple[int, int]] = None  # lowest CUDA compute capability of the GPUs (NVML); None: unknown
@@ -75,8 +77,10 @@ class TrainSpec(BaseModel):
 def spec_from_project(project: Project, device: Device, progress_file: str | None = None,
                       stop_file: str | None = None, gpus: list | None = None) -> TrainSpec:
     """The spec of ``project`` for ``device``; ``gpus``: this machine's (``system.gpus()`` when None)."""
+    preference = preference_config.is_preference(project.objective)
+    data = project.preference_path if preference else project.dataset_path
     missing = [label for label, value in (("model_path", project.model_path),
-                                          ("dataset_path", project.dataset_path),
+                                          ("preference_path" if preference else "dataset_path", data),
                                           ("prompt_template", project.prompt_template)) if not value]
     if missing:
         raise ConfigError(E_MISSING, missing=", ".join(missing))
@@ -84,12 +88,13 @@ def spec_from_project(project: Project, device: Device, progress_file: str | Non
         method=project.method,
         model_path=project.model_path,
         prompt_template=project.prompt_template,
-        dataset_path=project.dataset_path,
+        dataset_path=data,
+        objective=project.objective,
         hyperparams=project.hyperparams,
         evaluation_inputs=project.evaluation_inputs,
         system_prompt=project.system_prompt,
         device=device,
-        map_num_proc=default_map_num_proc(project.dataset_path),
+        map_num_proc=default_map_num_proc(data),
         progress_file=progress_file,
         stop_file=stop_file,
         trust_remote_code=project.trust_remote_code,
@@ -134,6 +139,8 @@ def check_trainable(spec: TrainSpec) -> None:
         raise ConfigError(E_NO_SYSTEM, template=spec.prompt_template)
     if spec.method == "qlora" and spec.device != "cuda":
         raise ConfigError(E_QLORA_CPU)
+    if not preference_config.renders_pairs(spec.objective, spec.model_path):
+        raise ConfigError(preference_config.E_NO_CHAT_TEMPLATE, path=spec.model_path)
 
 
 def render_config(spec: TrainSpec) -> str:
@@ -143,6 +150,7 @@ def render_config(spec: TrainSpec) -> str:
     gpu = spec.device == "cuda"
     prec = precision.resolve(hp.precision, spec.device, spec.gpu_capability)
     attn = packing.attention_plan(spec)
+    heldout = bool(hp.heldout_ratio) and not preference_config.is_preference(spec.objective)  # SFT data only
     notices = ([(prec.fallback, prec.params)] if prec.fallback else []) + attn.notices
     lines: list[str] = []
     add = lines.append
@@ -166,12 +174,13 @@ def render_config(spec: TrainSpec) -> str:
     add("from xtuner.engine.runner import TrainLoop")
     add("from xtuner.model import SupervisedFinetune")
     add("from xtuner.utils import PROMPT_TEMPLATE")
+    lines += preference_config.imports(spec.objective)
     add("")
     tensorboard = importlib.util.find_spec("tensorboard") is not None  # an environment made before it: none
     if tensorboard:
         add("from mmengine.visualization import LocalVisBackend, TensorboardVisBackend, Visualizer")
     add("from core.train.mmhooks import StudioProgressHook, StudioStopHook, WarmupLinearLR")
-    if hp.heldout_ratio:
+    if heldout:
         add("from core.train.heldout import split_dataset")
         add("from core.train.mmhooks import StudioHeldoutHook")
     add("from core.train.packing import packed_collate_fn")
@@ -222,8 +231,9 @@ def render_config(spec: TrainSpec) -> str:
     add("    padding_side='right')")
     add("")
     add("model = dict(")
-    add("    type=SupervisedFinetune,")
+    add(f"    type={preference_config.MODEL_CLASS[spec.objective]},")
     add("    use_varlen_attn=use_varlen_attn,")
+    lines += preference_config.model_keywords(spec.objective)
     add("    llm=dict(")
     add("        type=AutoModelForCausalLM.from_pretrained,")
     add("        pretrained_model_name_or_path=pretrained_model_name_or_path,")
@@ -260,38 +270,41 @@ def render_config(spec: TrainSpec) -> str:
     add("#######################################################################")
     add("#                      PART 3  Dataset & Dataloader                   #")
     add("#######################################################################")
-    add("train_dataset = dict(")
-    add("    type=process_hf_dataset,")
-    if hp.heldout_ratio:  # the records not held out (XTuner Studio: core/train/heldout.py)
-        add("    dataset=dict(type=split_dataset, path=data_path, heldout_ratio=heldout_ratio, part='train'),")
+    if preference_config.is_preference(spec.objective):
+        lines += preference_config.dataset_lines(spec.map_num_proc)
     else:
-        add("    dataset=dict(type=load_dataset, path='json', data_files=dict(train=data_path)),")
-    add("    tokenizer=tokenizer,")
-    add("    max_length=max_length,")
-    add(f"    dataset_map_fn={DATASET_MAP_FNS[spec.dataset_format]},")
-    add("    template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),")
-    add("    remove_unused_columns=True,")
-    add("    shuffle_before_pack=True,")
-    add("    pack_to_max_length=pack_to_max_length,")
-    add(f"    use_varlen_attn={lit(attn.packer_positions)},  # per-sample position ids in packed sequences")
-    add(f"    map_num_proc={lit(spec.map_num_proc)})")
-    add("")
-    if hp.heldout_ratio:
-        add("# XTuner Studio: the held-out records, for the held-out loss at every checkpoint")
-        add("heldout_dataset = train_dataset.copy()")
-        add("heldout_dataset.update(")
-        add("    dataset=dict(type=split_dataset, path=data_path, heldout_ratio=heldout_ratio, part='test'),")
-        add("    shuffle_before_pack=False)")
+        add("train_dataset = dict(")
+        add("    type=process_hf_dataset,")
+        if heldout:  # the records not held out (XTuner Studio: core/train/heldout.py)
+            add("    dataset=dict(type=split_dataset, path=data_path, heldout_ratio=heldout_ratio, part='train'),")
+        else:
+            add("    dataset=dict(type=load_dataset, path='json', data_files=dict(train=data_path)),")
+        add("    tokenizer=tokenizer,")
+        add("    max_length=max_length,")
+        add(f"    dataset_map_fn={DATASET_MAP_FNS[spec.dataset_format]},")
+        add("    template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),")
+        add("    remove_unused_columns=True,")
+        add("    shuffle_before_pack=True,")
+        add("    pack_to_max_length=pack_to_max_length,")
+        add(f"    use_varlen_attn={lit(attn.packer_positions)},  # per-sample position ids in packed sequences")
+        add(f"    map_num_proc={lit(spec.map_num_proc)})")
         add("")
-    add("train_dataloader = dict(")
-    add("    batch_size=batch_size,")
-    add("    num_workers=dataloader_num_workers,")
-    add("    dataset=train_dataset,")
-    add("    sampler=dict(type=DefaultSampler, shuffle=True),")
-    if attn.collate == "packed":
-        add("    collate_fn=dict(type=packed_collate_fn))  # samples stay separate: a per-sample attention mask")
-    else:
-        add("    collate_fn=dict(type=default_collate_fn, use_varlen_attn=use_varlen_attn))")
+        if heldout:
+            add("# XTuner Studio: the held-out records, for the held-out loss at every checkpoint")
+            add("heldout_dataset = train_dataset.copy()")
+            add("heldout_dataset.update(")
+            add("    dataset=dict(type=split_dataset, path=data_path, heldout_ratio=heldout_ratio, part='test'),")
+            add("    shuffle_before_pack=False)")
+            add("")
+        add("train_dataloader = dict(")
+        add("    batch_size=batch_size,")
+        add("    num_workers=dataloader_num_workers,")
+        add("    dataset=train_dataset,")
+        add("    sampler=dict(type=DefaultSampler, shuffle=True),")
+        if attn.collate == "packed":
+            add("    collate_fn=dict(type=packed_collate_fn))  # samples stay separate: a per-sample attention mask")
+        else:
+            add("    collate_fn=dict(type=default_collate_fn, use_varlen_attn=use_varlen_attn))")
     add("")
     add("#######################################################################")
     add("#                    PART 4  Scheduler & Optimizer                    #")
@@ -340,7 +353,7 @@ def render_config(spec: TrainSpec) -> str:
     add("         system=SYSTEM.replace('{', '{{').replace('}', '}}')),")
     add("    dict(type=StudioProgressHook, progress_file=studio_progress_file),")
     add("    dict(type=StudioStopHook, stop_file=studio_stop_file),")
-    if hp.heldout_ratio:
+    if heldout:
         add("    dict(type=StudioHeldoutHook, dataset=heldout_dataset, interval=save_steps, batch_size=batch_size,")
         add(f"         per_sample_mask={lit(attn.collate == 'packed')}),")
     if attn.xtuner_varlen:

@@ -27,6 +27,11 @@ MESSAGES = [E_NOT_A_NUMBER, E_TOO_MANY_QUESTIONS]
 
 METHODS = ("qlora", "lora", "full")
 ADAPTER = ("qlora", "lora")
+# what a run learns from: supervised answers, or preference pairs (XTuner's DPO / ORPO models)
+Objective = Literal["sft", "dpo", "orpo"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
+PREFERENCE = ("dpo", "orpo")
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "kto_pair", "sppo_hard", "nca_pair", "robust")  # xtuner.model.dpo
 MAX_EVALUATION_QUESTIONS = 10  # XTuner asks every one at each evaluation; more makes evaluation slow
 
 
@@ -39,10 +44,10 @@ def check_evaluation_inputs(questions: list[str]) -> list[str]:
 
 def setting(default: Any, *, label: str, help: str, xtuner: str, group: str = "basic", unit: str = "",
             methods: tuple[str, ...] = METHODS, method_defaults: dict | None = None, widget: dict | None = None,
-            **bounds) -> Any:
+            objectives: tuple[str, ...] = OBJECTIVES, **bounds) -> Any:
     """A hyperparameter field: pydantic bounds in ``bounds``, the rest in ``json_schema_extra``."""
     extra = {"label": label, "xtuner": xtuner, "group": group, "unit": unit, "methods": list(methods),
-             "method_defaults": method_defaults or {}, "widget": widget or {}}
+             "method_defaults": method_defaults or {}, "widget": widget or {}, "objectives": list(objectives)}
     return Field(default, description=help, json_schema_extra=extra, **bounds)
 
 
@@ -76,10 +81,15 @@ class Hyperparams(BaseModel):
                                    help="Ask the evaluation questions every this many iterations.")
     heldout_ratio: float = setting(
         0.0, ge=0, le=0.5, label="Held-out share", xtuner="heldout_ratio", widget={"format": "%.2f", "step": 0.01},
+        objectives=("sft",),
         help="Share of the dataset kept out of training: its loss is measured at every checkpoint (0: none).")
     pack_to_max_length: bool = setting(
-        True, label="Pack samples to max length", xtuner="pack_to_max_length",
+        True, label="Pack samples to max length", xtuner="pack_to_max_length", objectives=("sft",),
         help="Pack several short samples into one max_length sequence: much faster on short data.")
+    preference_beta: float = setting(
+        0.1, gt=0, le=100, label="Preference β", xtuner="loss_beta", objectives=PREFERENCE, widget={"step": 0.05},
+        help="DPO: how far the model may move from the base (reference) model; smaller moves further. "
+             "ORPO: the weight of the odds-ratio term beside the chosen answers' loss.")
     # advanced
     optimizer: Literal["AdamW", "SGD"] = setting("AdamW", label="Optimizer", xtuner="optim_type", group="advanced",
                                                  help="AdamW is XTuner's default and the usual choice.")
@@ -111,6 +121,13 @@ class Hyperparams(BaseModel):
     fused_kernels: bool = setting(
         False, label="Fused kernels (Liger)", xtuner="studio_fused_kernels", group="advanced",
         help="Liger's fused GPU kernels for Llama, Qwen, Gemma, Mistral and Phi-3: less memory; off on the CPU.")
+    dpo_loss_type: Literal[DPO_LOSS_TYPES] = setting(
+        "sigmoid", label="DPO loss", xtuner="dpo_loss_type", group="advanced", objectives=("dpo",),
+        help="The DPO variant: sigmoid is the paper's loss; ipo, hinge, robust and others as in XTuner's DPO model.")
+    label_smoothing: float = setting(0.0, ge=0, lt=0.5, label="Label smoothing", xtuner="label_smoothing",
+                                     group="advanced", objectives=("dpo",), widget={"step": 0.05},
+                                     help="DPO (sigmoid/robust): the share of pairs assumed to be labelled the wrong "
+                                          "way round; 0 trusts every pair.")
     dataloader_num_workers: int = setting(0, ge=0, le=64, label="Dataloader workers", xtuner="dataloader_num_workers",
                                           group="advanced",
                                           help="Processes loading data in parallel; 0 loads in the training process.")
@@ -132,9 +149,14 @@ class Setting:
     bounds: dict  # ge / le / gt / lt, those declared
     widget: dict  # presentation: format, step, placeholder, parts
     choices: tuple = ()
+    objectives: tuple[str, ...] = OBJECTIVES
 
     def applies_to(self, method: str) -> bool:
         return method in self.methods
+
+    def used_by(self, objective: str) -> bool:
+        """Whether a run with this objective (sft, dpo, orpo) uses the setting."""
+        return objective in self.objectives
 
 
 _BOUNDS = ("ge", "le", "gt", "lt")
@@ -174,7 +196,8 @@ def settings() -> list[Setting]:
             bounds |= _bounds(getattr(field_meta, "metadata", []))
         out.append(Setting(name=name, kind=kind, default=f.default, label=extra["label"], help=f.description,
                            unit=extra["unit"], group=extra["group"], methods=tuple(extra["methods"]),
-                           xtuner=extra["xtuner"], bounds=bounds, choices=choices, widget=extra["widget"]))
+                           xtuner=extra["xtuner"], bounds=bounds, choices=choices, widget=extra["widget"],
+                           objectives=tuple(extra["objectives"])))
     return out
 
 
