@@ -58,7 +58,7 @@ def test_an_imported_dpo_config_brings_its_preference_settings_back():
 
 def test_preference_settings_are_used_by_their_objectives_only():
     used = {s.name: s.objectives for s in settings() if s.objectives != ("sft", "dpo", "orpo")}
-    assert used == {"pack_to_max_length": ("sft",), "preference_beta": ("dpo", "orpo"),
+    assert used == {"pack_to_max_length": ("sft",), "heldout_ratio": ("sft",), "preference_beta": ("dpo", "orpo"),
                     "dpo_loss_type": ("dpo",), "label_smoothing": ("dpo",)}
     with pytest.raises(ValueError):
         Hyperparams(preference_beta=0)
