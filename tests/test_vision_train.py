@@ -150,3 +150,44 @@ def test_the_vision_language_widgets_are_translated(vision_ws):
     at = open_page(vision_ws, "pages/configure.py", lang="zh")
     assert at.toggle(key="vt_mode").label == "训练视觉-语言模型（两个阶段）"
     assert list(memory_table(at, "阶段")["阶段"]) == ["第 1 阶段", "第 2 阶段"]
+
+
+@pytest.mark.slow
+def test_stage_1_trains_on_the_tiny_demo_and_stage_2_starts_from_its_checkpoint(tmp_path, demo_workspace):
+    """The real thing once: Start stage 1 on the tiny vision-language demo trains the projector to a checkpoint;
+    Start stage 2 from it writes that checkpoint as pretrained_pth (then it is stopped: the smoke trains it)."""
+    from core import jobs
+    from core.train.runs import Run
+    from core.vision import demo as vdemo
+
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_workspace, ws)
+    store = ProjectStore(ws)
+    project = store.load("demo")
+    demo = vdemo.build(project.dir / "vision", copies=4)
+    store.save(project.model_copy(update={
+        "model_path": str(demo.llm), "prompt_template": "qwen_chat",
+        "hyperparams": project.hyperparams.model_copy(update={
+            "max_epochs": 1, "batch_size": 4, "max_length": 128, "save_steps": 1000, "logging_interval": 2}),
+        "vision": VisionSetup(encoder_path=str(demo.encoder), pretrain_data=str(demo.pretrain),
+                              finetune_data=str(demo.finetune), image_folder=str(demo.images))}))
+    at = open_page(ws, "pages/train.py")
+    at.button(key="vt_start1").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    stage1 = Run(store.load("demo").runs_dir / at.session_state["train_run_select"])
+    assert stage1.spec["stage"] == 1 and stage1.spec["pretrained_pth"] is None
+    job = jobs.wait_job(stage1.dir, timeout=600)
+    assert job.state == "succeeded", stage1.log_path.read_text(errors="replace")[-3000:]
+    (it, ckpt), = stage1.complete_checkpoints()
+
+    at.run()
+    assert at.button(key="vt_start2").label == f"Start stage 2 from {stage1.id}/iter_{it}.pth"
+    at.button(key="vt_start2").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    stage2 = Run(stage1.dir.parent / at.session_state["train_run_select"])
+    try:
+        assert stage2.spec["stage"] == 2 and stage2.spec["pretrained_pth"] == str(ckpt)
+        assert f"pretrained_pth = {str(ckpt)!r}" in stage2.config_path.read_text()
+    finally:
+        jobs.request_stop(stage2.dir)
+        jobs.wait_job(stage2.dir, timeout=300)  # nothing left running
