@@ -191,3 +191,52 @@ def test_stage_1_trains_on_the_tiny_demo_and_stage_2_starts_from_its_checkpoint(
     finally:
         jobs.request_stop(stage2.dir)
         jobs.wait_job(stage2.dir, timeout=300)  # nothing left running
+
+
+def test_the_catalog_lists_clip_and_siglip_with_their_hub_ids_and_sizes():
+    from core.models import catalog
+    from core.models.estimate import encoder_shape_from_config
+
+    entries = {e.id: e for e in catalog.encoders()}
+    assert entries["clip-vit-large-patch14-336"].sources == {"huggingface": "openai/clip-vit-large-patch14-336"}
+    assert entries["siglip-so400m-patch14-384"].sources == {"huggingface": "google/siglip-so400m-patch14-384"}
+    assert entries["clip-vit-large-patch14-336"].trains and not entries["siglip-so400m-patch14-384"].trains
+    for e in entries.values():
+        assert e.source.strip(), e.id
+        assert abs(encoder_shape_from_config(e.config).params / (e.params_m * 1e6) - 1) < 0.01, e.id
+
+
+def finished_download(project, entry_id: str) -> str:
+    """What a finished catalog download leaves: the folder with hub.py's marker."""
+    from core.models import hub
+
+    dest = hub.download_dir(project.download_cache, "model", entry_id)
+    dest.mkdir(parents=True)
+    (dest / hub.MARKER).write_text("{}")
+    return str(dest)
+
+
+def test_model_data_picks_a_catalog_encoder_for_the_project(demo_workspace, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_workspace, ws)
+    project = ProjectStore(ws).load("demo")
+    at = open_page(ws, "pages/model_data.py")
+    at.selectbox(key="vl_encoder_entry").select_index(1).run()  # SigLIP: listed, not trainable here
+    assert any("cannot be trained here" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not any(b.key == "start-model-siglip-so400m-patch14-384" for b in at.button)
+    at.selectbox(key="vl_encoder_entry").select_index(0).run()
+    assert "303,507,456 parameters · 576 image tokens per picture · licence MIT" in [c.value for c in at.caption]
+    assert any("`openai/clip-vit-large-patch14-336`" in m.value for m in at.markdown)
+    assert at.button(key="start-model-clip-vit-large-patch14-336").label == "Download"
+    dest = finished_download(project, "clip-vit-large-patch14-336")
+    at.run()
+    at.button(key="vl_use_encoder").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ProjectStore(ws).load("demo").vision.encoder_path == dest
+    assert "The project's vision encoder." in [s.value for s in at.success]
+
+
+def test_the_encoder_catalog_is_translated(demo_workspace):
+    at = open_page(demo_workspace, "pages/model_data.py", lang="zh")
+    assert at.selectbox(key="vl_encoder_entry").label == "目录中的编码器"
+    assert "303,507,456 个参数 · 每张图像 576 个图像 token · 许可证 MIT" in [c.value for c in at.caption]
