@@ -48,6 +48,17 @@ class ProjectError(UserError):
     """A project could not be created, loaded or saved; the message says why and what to do."""
 
 
+class VisionSetup(BaseModel):
+    """Vision-language (XTuner's LLaVA) mode: the encoder and the two stages' data (the LLM is ``model_path``)."""
+
+    encoder_path: str = ""
+    pretrain_data: str = ""  # stage 1: image captions (LLaVA JSON/JSONL)
+    finetune_data: str = ""  # stage 2: conversations about images
+    image_folder: str = ""
+    pretrain_lr: float = Field(1e-3, gt=0, lt=1)  # stage 1 (XTuner's pretrain configs); stage 2 uses hyperparams
+    encoder_lora: bool = False  # stage 2: LoRA on the vision encoder too
+
+
 class Project(BaseModel):
     name: str
     workspace: str
@@ -73,6 +84,7 @@ class Project(BaseModel):
     master_addr: str = "127.0.0.1"
     master_port: Optional[int] = Field(None, ge=1, le=65535)
     is_demo: bool = False
+    vision: Optional[VisionSetup] = None  # set: the project trains a LLaVA model in two stages
     created_at: str = Field(default_factory=lambda: _now())
     updated_at: str = Field(default_factory=lambda: _now())
 

@@ -12,7 +12,7 @@ from core.models.estimate import EstimateError, estimate_for_project, fit_check
 from core.fsutil import human_bytes
 from core.project import Hyperparams, ProjectError
 from core.train.hyperparams import MAX_EVALUATION_QUESTIONS as MAX_QUESTIONS
-from ui import session
+from ui import session, vision_train
 from ui.frame import page_frame
 from ui.errors import show_error
 from ui.evidence import expected_answer_inputs
@@ -180,6 +180,8 @@ if eval_submitted:
         kept = [e for q, e in zip(questions, expected) if q.strip()]
         save(project.model_copy(update={"evaluation_inputs": qs, "evaluation_expected": kept,
                                         "system_prompt": system_prompt}), t("Saved."))
+
+vision_train.configure_section(project)  # vision-language: encoder, LLaVA files, both stages' memory
 
 # --- memory estimate -----------------------------------------------------------------------------
 st.subheader(t("Memory estimate"))

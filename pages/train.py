@@ -16,7 +16,7 @@ from core.machine import system
 from core.train.configgen import ConfigError
 from core.results import repro
 from core.fsutil import human_bytes, human_duration
-from ui import job_status, run_charts, run_queue, session
+from ui import job_status, run_charts, run_queue, session, vision_train
 from ui.frame import page_frame
 from ui.errors import show_error, show_job_end
 from ui.i18n import state_label, t
@@ -179,6 +179,7 @@ with c2:
         st.caption(t("Run {run} is training; one run at a time uses the GPUs.", run=active.id))
 run_queue.sweep_form(project, device, disabled=launch_problem is not None)
 run_queue.panel(project)
+vision_train.train_section(project, device, busy=active is not None or launch_problem is not None)
 
 if not all_runs:
     st.info(t("No run yet. Training runs on **{device}**; the demo takes about a minute on a laptop CPU.",

@@ -4,13 +4,19 @@ from __future__ import annotations
 import streamlit as st
 
 from core.fsutil import human_bytes
+from core.models import catalog
+from core.models.catalog import SOURCE_LABELS
+from core.models.estimate import encoder_shape_from_config
 from core.paths import resolve_user_path
+from core.project import VisionSetup
 from core.vision import dataset as vdataset
+from ui import downloads, session
 from ui.errors import show_error
 from ui.i18n import t
 
 
 def section(project) -> None:
+    encoder_section(project)
     with st.expander(t("Vision-language (LLaVA) dataset"), icon=":material/image:"):
         st.caption(t("A LLaVA file: records with \"image\" (a path inside the image folder) and ShareGPT "
                      "\"conversations\" whose first question holds <image>. Every record and image is checked; "
@@ -47,3 +53,33 @@ def show_report(report) -> None:
     if report.warnings:
         st.dataframe([{t("line"): i.line or "", t("field"): i.field, t("warning"): t(i.text, **i.params)}
                       for i in report.warnings], hide_index=True, placeholder="—")
+
+
+def encoder_section(project) -> None:
+    """The catalog's vision encoders: hub ids and where they were taken from, a download, use it in the project."""
+    entries = catalog.encoders()
+    if not entries:
+        return
+    with st.expander(t("Vision encoder (vision-language)"), icon=":material/visibility:"):
+        entry = st.selectbox(t("Encoder from the catalog"), entries, key="vl_encoder_entry",
+                             format_func=lambda e: e.name)
+        shape = encoder_shape_from_config(entry.config)
+        st.caption(t("{params} parameters · {tokens} image tokens per picture · licence {license}",
+                     params=f"{shape.params:,}", tokens=shape.image_tokens, license=entry.license or "—"))
+        st.markdown(" · ".join(f"{SOURCE_LABELS[s]}: `{repo}`" for s, repo in entry.sources.items())
+                    + (f"  \n{t(entry.note)}" if entry.note else ""))
+        st.caption(t("Where the id comes from: {source}", source=entry.source))
+        if not entry.trains:
+            st.warning(t("XTuner 0.2.0's LLaVA loads the encoder as a CLIP vision model: this one cannot be trained "
+                         "here; it is listed for comparison and the memory estimate."), icon=":material/block:")
+            return
+        used = project.vision.encoder_path if project.vision else ""
+        dest = downloads.panel(project.download_cache, "model", entry.id, entry.sources, project.download_sources,
+                               int(entry.size_gb * 1e9), project.hub_endpoints, entry.name, used)
+        if dest is not None and str(dest) != used and st.button(
+                t("Use this encoder for vision-language training"), key="vl_use_encoder", type="primary"):
+            vision = (project.vision or VisionSetup()).model_copy(update={"encoder_path": str(dest)})
+            session.save_project(project.model_copy(update={"vision": vision}))
+            st.rerun()
+        if used and dest is not None and str(dest) == used:
+            st.success(t("The project's vision encoder."), icon=":material/check_circle:")

@@ -1,4 +1,4 @@
-"""The curated catalog: base chat models and classic datasets, with their hub ids per source.
+"""The curated catalog: base chat models, classic datasets and vision encoders, with their hub ids per source.
 
 Kept as data in ``catalog.json`` beside this module. A JSON file of the same shape named by
 ``XTUNER_STUDIO_CATALOG`` (e.g. an organisation's internal mirrors) is merged in: its entries are
@@ -91,9 +91,23 @@ class DatasetEntry(_Entry):
     source: str = ""  # where the hub ids were taken from
 
 
+class EncoderEntry(_Entry):
+    """A vision encoder for vision-language (LLaVA) training."""
+
+    name: str
+    params_m: float = Field(gt=0, description="parameters, millions")
+    size_gb: float = Field(gt=0, description="download size, GB (approximate)")
+    trains: bool = True  # False: XTuner 0.2.0's LLaVA (CLIPVisionModel) cannot load it; listed for its sizes
+    license: str = ""
+    source: str = ""  # where the hub ids were taken from
+    note: str = ""
+    config: dict = Field(default_factory=dict)  # config.json's sizes: the memory estimate
+
+
 class Catalog(BaseModel):
     models: list[ModelEntry]
     datasets: list[DatasetEntry]
+    encoders: list[EncoderEntry] = Field(default_factory=list)
 
 
 def _merge(base: list, extra: list) -> list:
@@ -107,8 +121,10 @@ def _load(extra_path: Optional[str]) -> Catalog:
     cat = Catalog.model_validate_json(_BUILTIN.read_text(encoding="utf-8"))
     if extra_path:
         data = json.loads(Path(extra_path).read_text(encoding="utf-8"))
-        extra = Catalog(models=data.get("models", []), datasets=data.get("datasets", []))
-        cat = Catalog(models=_merge(cat.models, extra.models), datasets=_merge(cat.datasets, extra.datasets))
+        extra = Catalog(models=data.get("models", []), datasets=data.get("datasets", []),
+                        encoders=data.get("encoders", []))
+        cat = Catalog(models=_merge(cat.models, extra.models), datasets=_merge(cat.datasets, extra.datasets),
+                      encoders=_merge(cat.encoders, extra.encoders))
     return cat
 
 
@@ -122,6 +138,10 @@ def models() -> list[ModelEntry]:
 
 def datasets() -> list[DatasetEntry]:
     return catalog().datasets
+
+
+def encoders() -> list[EncoderEntry]:
+    return catalog().encoders
 
 
 def get_model(entry_id: str) -> ModelEntry:

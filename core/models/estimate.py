@@ -299,3 +299,64 @@ def estimate_for_project(project) -> tuple[ModelShape, Estimate]:
     shape = model_shape(project.model_path)
     return shape, estimate(shape, project.method, project.hyperparams, project.num_gpus or 1,
                            project.num_nodes, project.deepspeed)
+
+
+@dataclass
+class EncoderShape:
+    """A vision encoder (CLIP / SigLIP vision tower) from its config.json: parameters and image tokens."""
+
+    params: int
+    hidden: int
+    layers: int
+    intermediate: int
+    image_tokens: int  # patches per image: what one <image> becomes in the LLM's sequence
+    linear_in_out: int  # sum of in + out over its linear layers (LoRA: r × this)
+
+
+def encoder_shape_from_config(cfg: dict) -> EncoderShape:
+    """The tower's sizes from config.json (a full CLIP/SigLIP config or its vision part); no weights read."""
+    v = cfg.get("vision_config") or cfg
+    h, L = int(_cfg(v, "hidden_size")), int(_cfg(v, "num_hidden_layers"))
+    inter = int(_cfg(v, "intermediate_size", default=4 * h))
+    image, patch = int(_cfg(v, "image_size")), int(_cfg(v, "patch_size"))
+    patches = (image // patch) ** 2
+    clip = "siglip" not in str(cfg.get("model_type", "")) + str(v.get("model_type", ""))
+    layer = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 4 * h  # attention, MLP, two layer norms
+    embed = int(_cfg(v, "num_channels", default=3)) * patch * patch * h + (patches + clip) * h + h  # + class token or patch bias
+    norms = (2 * h if clip else 0) + 2 * h  # CLIP's pre-layernorm; the post-layernorm
+    head = 0 if clip or not v.get("vision_use_head", True) else (  # SigLIP's attention-pooling head
+        4 * h * h + 4 * h + h + 2 * h + 2 * h * inter + inter + h)
+    # XTuner's LLaVA takes the second-last layer's patch features, CLIP's class token dropped
+    return EncoderShape(L * layer + embed + norms + head, h, L, inter, patches, L * (4 * 2 * h + 2 * (h + inter)))
+
+
+def encoder_shape(folder: str | Path) -> EncoderShape:
+    return encoder_shape_from_config(_read_config(Path(folder)))
+
+
+def vision_estimate(llm: ModelShape, enc: EncoderShape, stage: int, method: str, hp: Hyperparams,
+                    encoder_lora: bool = False) -> Estimate:
+    """Peak GPU memory of one LLaVA stage on one GPU (XTuner's LLaVAModel, no DeepSpeed).
+
+    The LLM sees ``max_length`` text tokens plus the image's patches (``<image>`` is one token expanded to
+    ``image_tokens``). Stage 1: the LLM and the encoder frozen in fp16, only the projector (two linear layers,
+    counted as fp32 with AdamW: an upper bound) trains; the activations are the LLM's all the same (the
+    gradient flows back through it to the projector). Stage 2: the LLM as ``estimate`` does for LoRA/QLoRA;
+    the encoder in fp16, with optional LoRA (its activations then kept for the backward pass).
+    """
+    seq = hp.model_copy(update={"max_length": hp.max_length + enc.image_tokens - 1, "pack_to_max_length": False})
+    est = estimate(llm, "lora" if stage == 1 else method, seq)
+    parts = dict(est.parts)
+    trainable = est.trainable_params
+    if stage == 1:
+        parts.update({"weights": llm.total_params * 2, "gradients": 0, "optimizer state": 0})
+        trainable = 0
+    b, n, h = hp.batch_size, enc.image_tokens, enc.hidden
+    proj = enc.hidden * llm.hidden + llm.hidden + llm.hidden * llm.hidden + llm.hidden
+    enc_lora = hp.lora_r * enc.linear_in_out if stage == 2 and encoder_lora else 0
+    one_layer = b * n * (16 * h + 8 * enc.intermediate) * 2
+    enc_act = enc.layers * b * n * h * 2 + one_layer if enc_lora else one_layer
+    parts["vision encoder"] = int(enc.params * 2 + enc_lora * (4 + 4 + 8) + enc_act)
+    parts["projector"] = int(proj * (4 + 4 + 8))
+    notes = [x for x in est.notes if not x.startswith("Without packing")]
+    return Estimate(parts, est.cpu_offload, llm.total_params + enc.params + proj, trainable + proj + enc_lora, 1, notes)

@@ -16,14 +16,19 @@ from typing import Optional
 
 from core import jobs
 from core.deploy.convert import E_NO_CHECKPOINT, export_dir
-from core.errors import NotFound
+from core.errors import NotFound, UserError
 from core.fsutil import atomic_write_json, atomic_write_text
 from core.jobs import Job, Step
 from core.paths import REPO_ROOT, python_executable
 from core.project import Project
 from core.train.launch import LaunchPlan
-from core.train.runs import Run, list_runs, training_env
+from core.train.runs import Run, list_runs, start_training, training_env
 from core.vision.configgen import VisionSpec, checked, render
+
+E_NOT_VISION = "This project is not in vision-language mode: set the encoder and the LLaVA files on Configure."
+E_MISSING = ("Vision-language mode needs a base model with its prompt template, a vision encoder, an image folder and "
+             "the stage's LLaVA file; missing: {missing}.")
+MESSAGES = [E_NOT_VISION, E_MISSING]
 
 
 def new_stage_run(project: Project, spec: VisionSpec) -> Run:
@@ -116,3 +121,39 @@ def vision_outputs(project: Project) -> list[VisionOutput]:
                                           adapter if adapter.is_dir() else None, spec["llm_path"],
                                           spec["prompt_template"]))
     return found
+
+
+def stage_spec(project: Project, stage: int, device: str, pretrained_pth: Optional[str] = None) -> VisionSpec:
+    """One stage's spec from the project: its LLM, template and hyperparameters, its vision setup."""
+    vision = project.vision
+    if vision is None:
+        raise UserError(E_NOT_VISION)
+    data = vision.pretrain_data if stage == 1 else vision.finetune_data
+    missing = [name for name, value in (("model_path", project.model_path), ("prompt_template", project.prompt_template),
+                                        ("encoder_path", vision.encoder_path), ("image_folder", vision.image_folder),
+                                        ("pretrain_data" if stage == 1 else "finetune_data", data)) if not value]
+    if missing:
+        raise UserError(E_MISSING, missing=", ".join(missing))
+    hp = project.hyperparams
+    return VisionSpec(
+        stage=stage, method="qlora" if stage == 2 and project.method == "qlora" else "lora",
+        llm_path=project.model_path, encoder_path=vision.encoder_path, data_path=data,
+        image_folder=vision.image_folder, prompt_template=project.prompt_template, device=device,
+        pretrained_pth=pretrained_pth if stage == 2 else None, encoder_lora=stage == 2 and vision.encoder_lora,
+        lr=vision.pretrain_lr if stage == 1 else hp.lr, max_epochs=hp.max_epochs, batch_size=hp.batch_size,
+        max_length=hp.max_length, lora_r=hp.lora_r, lora_alpha=hp.lora_alpha, warmup_ratio=hp.warmup_ratio,
+        save_steps=hp.save_steps, save_total_limit=hp.save_total_limit, logging_interval=hp.logging_interval,
+        seed=hp.seed or 0)
+
+
+def start_stage(project: Project, stage: int, device: str, pretrained_pth: Optional[str] = None) -> Run:
+    """A new run for ``stage`` (stage 2 from the stage-1 checkpoint ``pretrained_pth``), started as a job."""
+    run = new_stage_run(project, stage_spec(project, stage, device, pretrained_pth))
+    start_training(project, run)
+    return run
+
+
+def stage1_checkpoints(project: Project) -> list[tuple[Run, int, Path]]:
+    """Every complete checkpoint of the project's stage-1 runs, newest first: what stage 2 can start from."""
+    return [(run, it, path) for run in list_runs(project) if run.spec.get("stage") == 1
+            for it, path in reversed(run.complete_checkpoints())]
