@@ -12,6 +12,7 @@ from core import errors
 from core.deploy import chat, endpoint_chat as ec
 from core.errors import UserError
 from core.models import folder as model_folder
+from ui.chat_sources import TYPED
 
 
 class OpenAIish(BaseHTTPRequestHandler):
@@ -108,7 +109,7 @@ def test_an_answer_streams_with_its_reasoning_history_and_settings(server):
     assert stream.wait(30) and stream.done and stream.error is None
     assert stream.text == "<think>hmm</think>I am tiny."
     assert chat.split_thinking(stream.text) == ("hmm", "I am tiny.")
-    assert stream.tokens == 3 and stream.tokens_per_s > 0
+    assert stream.streamed and stream.tokens == 3 and stream.tokens_per_s > 0
     path, body = OpenAIish.requests[-1]
     assert path == "/v1/chat/completions"
     assert body == {"model": "tiny", "stream": True, "max_tokens": 20, "temperature": 0.5, "top_p": 0.9, "seed": 7,
@@ -140,3 +141,82 @@ def test_a_folder_is_checked_without_loading_it(demo_workspace, tmp_path):
     with pytest.raises(UserError) as e:
         ec.folder_choice(str(tmp_path))  # no tokenizer, no weights
     assert e.value.text in (ec.E_FOLDER, *model_folder.MESSAGES)
+
+
+def demo_model(ws):
+    from core.project import ProjectStore
+
+    return ProjectStore(ws).load("demo").model_path
+
+
+def test_a_folder_is_prompted_with_its_own_chat_template(demo_workspace):
+    loaded = chat.load_model(demo_model(demo_workspace))
+    inputs = chat._chat_template_inputs(loaded, chat.messages_of("Who are you?", system="S"), thinking=False)
+    text = loaded.tokenizer.decode(inputs["input_ids"][0])
+    assert text == loaded.tokenizer.apply_chat_template(
+        [{"role": "system", "content": "S"}, {"role": "user", "content": "Who are you?"}],
+        add_generation_prompt=True, tokenize=False)
+    assert text.endswith("<|im_start|>assistant\n")  # the demo's ChatML, not the XTuner template's text
+    stream = chat.start_stream(loaded, "", "Who are you?", chat.GenerationSettings(max_new_tokens=8),
+                               own_template=True)
+    assert stream.wait(120) and stream.error is None and stream.tokens > 0
+
+
+def test_page_puts_a_typed_endpoint_and_a_local_folder_side_by_side(demo_workspace, server, tmp_path):
+    from tests.apptests import open_page
+
+    at = open_page(demo_workspace, "pages/convert_chat.py", timeout=180)
+    at.radio(key="chat_source_left").set_value("endpoint").run()
+    at.selectbox(key="chat_endpoint_left").set_value(TYPED).run()  # the project serves nothing
+    assert at.chat_input[0].disabled  # no model on the left yet
+    at.text_input(key="chat_url_left").set_value(server + "/html").run()
+    at.button(key="chat_connect_left").click().run()
+    assert any(e.value.startswith("Cannot use this endpoint: ") and "not as an OpenAI-compatible API" in e.value for e in at.error)
+    at.text_input(key="chat_url_left").set_value(server).run()
+    at.button(key="chat_connect_left").click().run()
+    assert not at.error and at.selectbox(key="chat_url_model_left").options == ["tiny", "other"]
+
+    at.radio(key="chat_source_right").set_value("folder").run()
+    at.text_input(key="chat_folder_right").set_value(str(tmp_path)).run()
+    assert any(e.value.startswith("Cannot chat with this folder: ") and str(tmp_path) in e.value for e in at.error)
+    at.text_input(key="chat_folder_right").set_value(demo_model(demo_workspace)).run()
+    assert not at.error and not at.chat_input[0].disabled
+    at.chat_input[0].set_value("Who are you?").run()
+    assert not at.exception, [e.value for e in at.exception]
+    turn = at.session_state["chat_turns"][-1]
+    assert turn["answers"][0] == "<think>hmm</think>I am tiny." and turn["answers"][1].strip()
+    assert turn["labels"] == [f"Endpoint · tiny · {server}/v1", "Folder · model"]
+    assert turn["keys"][1].startswith("folder:")
+    assert sum("tokens/s" in c.value for c in at.caption) == 2
+
+
+@pytest.mark.slow
+def test_llama_cpp_serve_job_is_an_endpoint_choice_that_streams(tmp_path):
+    """The real thing: the demo model exported to GGUF F16 and served by the serve job, as the page does."""
+    from core import jobs
+    from core.demo import create_demo_project
+    from core.deploy import gguf, serve
+    from core.project import ProjectStore
+
+    if gguf.converter_missing():
+        pytest.skip(f"llama.cpp pieces missing: {gguf.converter_missing()}")
+    project = create_demo_project(ProjectStore(tmp_path / "ws"))
+    assert ec.served_choices(project) == []
+    gguf.start_gguf_export(project.model_path, "F16", name="demo", template=project.prompt_template)
+    job_dir = gguf.gguf_job_dir(project.model_path, "F16")
+    assert jobs.wait_job(job_dir, timeout=600).state == "succeeded", (job_dir / jobs.LOG_FILE).read_text()[-3000:]
+    path = gguf.finished_gguf(job_dir)
+    serve.start_serve(path, alias="demo")
+    try:
+        job = serve.wait_ready(serve.serve_dir(path), timeout=300)
+        [choice] = ec.served_choices(project)
+        assert (choice.url, choice.served_model) == (serve.base_url(job), "demo")
+        assert choice.params["name"] == "model F16"
+        assert ec.list_models(choice.url) == ["demo"]
+        stream = ec.start_stream(choice, "Who are you?", chat.GenerationSettings(max_new_tokens=12))
+        assert stream.wait(120)
+        assert stream.error is None, stream.error.details
+        assert stream.streamed and stream.text and stream.tokens > 1  # piece by piece, as server-sent events
+    finally:
+        jobs.request_stop(serve.serve_dir(path))
+        jobs.wait_job(serve.serve_dir(path), timeout=60)

@@ -150,6 +150,7 @@ class EndpointStream:
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self.chunks = 0
+        self.streamed = False  # the answer came as server-sent events (not all at once)
         self.done = False
         self.error: Optional[UserError] = None
         self.started = time.monotonic()
@@ -198,6 +199,7 @@ class EndpointStream:
         if "text/event-stream" not in (response.headers.get("Content-Type") or ""):
             self._take(json.loads(response.read(10_000_000)))  # a server that answered at once
             return
+        self.streamed = True
         data: list[str] = []
         for raw in response:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
