@@ -16,7 +16,8 @@ from ui.chat_sources import TYPED
 
 
 class OpenAIish(BaseHTTPRequestHandler):
-    """/v1: a good API; /html: answers a web page; /err: refuses questions; /junk: a broken stream."""
+    """/v1: a good API; /html: answers a web page; /empty: no model; /key: wants an API key; /err: refuses
+    questions; /junk: a broken stream."""
     requests: list = []
     events_sent = threading.Event()
 
@@ -36,6 +37,8 @@ class OpenAIish(BaseHTTPRequestHandler):
                        "application/json")
         elif self.path == "/empty/v1/models":
             self._send(200, b'{"data": []}', "application/json")
+        elif self.path == "/key/v1/models":
+            self._send(401, b'{"error": {"message": "Incorrect API key provided"}}', "application/json")
         else:
             self._send(200, b"<html>hello</html>", "text/html")
 
@@ -89,6 +92,9 @@ def test_models_are_listed_and_a_server_that_is_not_openai_is_named(server):
     with pytest.raises(UserError) as e:
         ec.list_models(server + "/empty/v1")
     assert e.value.text == ec.E_NO_MODELS
+    with pytest.raises(UserError) as e:
+        ec.list_models(server + "/key/v1")
+    assert e.value.text == ec.E_AUTH and e.value.params["code"] == 401 and "API key" in e.value.details
 
 
 def test_an_unreachable_endpoint_is_a_refused_connection():

@@ -31,8 +31,9 @@ E_NOT_OPENAI = ("{url} answered, but not as an OpenAI-compatible API (GET {url}/
 E_NO_MODELS = "{url} serves no model (its /models list is empty)."
 E_HTTP = "{url} refused the question (HTTP {code}): {message}"
 E_BAD_STREAM = "{url} sent an answer that is not an OpenAI chat stream."
+E_AUTH = "{url} asks for an API key (HTTP {code}): only endpoints without a key can be used here."
 E_FOLDER = "{path} cannot be chatted with: it is not a complete Hugging Face model folder."
-MESSAGES = [E_BAD_URL, E_NOT_OPENAI, E_NO_MODELS, E_HTTP, E_BAD_STREAM, E_FOLDER]
+MESSAGES = [E_BAD_URL, E_NOT_OPENAI, E_NO_MODELS, E_HTTP, E_BAD_STREAM, E_AUTH, E_FOLDER]
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 300.0  # between two chunks of an answer (a big model's first token on a CPU)
@@ -63,6 +64,8 @@ def _error(exc: BaseException, url: str) -> UserError:
     """A failed request as the UserError a person acts on: network cause, HTTP status, or not OpenAI."""
     if isinstance(exc, urllib.error.HTTPError):
         body = exc.read().decode("utf-8", "replace")[:4000] if exc.fp else ""
+        if exc.code in (401, 403):
+            return UserError(E_AUTH, details=body, url=url, code=exc.code)
         try:
             message = json.loads(body)["error"]["message"]
         except (ValueError, KeyError, TypeError):
