@@ -4,15 +4,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.deploy import chat, convert, export
+from core.deploy import chat, convert, endpoint_chat, export
 from core import jobs
 from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from core.data.templates import can_think, template_names
-from ui import evidence, gguf_panel, job_status, session, vision_chat
+from core.errors import UserError
+from ui import chat_sources, evidence, gguf_panel, job_status, session, vision_chat
 from ui.frame import page_frame
-from ui.errors import show_error
+from ui.errors import describe, show_error
 from ui.i18n import t
 
 page_frame()
@@ -95,18 +96,15 @@ choices = chat.model_choices(project)
 if not choices:
     st.info(t("The project has no usable base model: choose one on Model & Data."))
     st.stop()
-labels = {c.key: t(c.text, **c.params) for c in choices}
-by_key = {c.key: c for c in choices}
-fine_tuned = [c.key for c in choices if c.kind != "base"]
+fine_tuned = [i for i, c in enumerate(choices) if c.kind != "base"]
 l1, l2 = st.columns(2)
-options_id = abs(hash(tuple(by_key)))  # new models (a conversion) → the defaults apply again
-left_key = l1.selectbox(t("Left"), list(by_key), index=0, format_func=labels.get, key=f"chat_left_{options_id}")
-right_default = list(by_key).index(fine_tuned[0]) if fine_tuned else 0
-right_key = l2.selectbox(t("Right"), list(by_key), index=right_default, format_func=labels.get,
-                         key=f"chat_right_{options_id}")
+options_id = abs(hash(tuple(c.key for c in choices)))  # new models (a conversion) → the defaults apply again
+with l1:  # each side: a project model, a served endpoint or a local folder (ui/chat_sources.py)
+    left = chat_sources.pick(project, "left", choices, 0, options_id)
+with l2:
+    right = chat_sources.pick(project, "right", choices, fine_tuned[0] if fine_tuned else 0, options_id)
 if not fine_tuned:
     st.caption(t("Convert a checkpoint to compare the base model with a fine-tuned one."))
-left, right = by_key[left_key], by_key[right_key]
 
 with st.expander(t("Prompt and generation settings"), icon=":material/tune:"):
     names = template_names()
@@ -166,21 +164,25 @@ def render_turn(turn: dict, newest: bool, index: int):
     return holders, cols
 
 
-question = st.chat_input(t("Ask both models the same question"))
+question = st.chat_input(t("Ask both models the same question"), disabled=left is None or right is None)
 if question and pending is not None:
     st.toast(t("Still answering the previous question…"))
 elif question:
-    turn = {"q": question, "labels": [labels[left.key], labels[right.key]], "keys": [left.key, right.key], "answers": ["", ""],
-            "stats": ["", ""]}
+    turn = {"q": question, "labels": [chat_sources.label(left), chat_sources.label(right)],
+            "keys": [left.key, right.key], "answers": ["", ""], "stats": ["", ""]}
     pending = st.session_state["chat_pending"] = {"turn": turn, "streams": None, "settings": settings,
+                                                  "choices": [left, right],
                                                   "template": template, "system": system_prompt,
                                                   "thinking": thinking}
 if pending is not None and pending["streams"] is None:
     turn = pending["turn"]
     try:
-        chosen = [by_key[k] for k in turn["keys"]]
+        chosen = pending["choices"]
         with st.spinner(t("Loading models… (the first question loads them)")):
-            loaded = [cache.get(c.model_path, c.adapter, device, project.trust_remote_code) for c in chosen]
+            # an endpoint loads nothing here; a folder from elsewhere never runs its own code
+            loaded = [None if c.kind == "endpoint" else
+                      cache.get(c.model_path, c.adapter, device, project.trust_remote_code and c.kind != "folder")
+                      for c in chosen]
     except (KeyError, OSError, ValueError) as e:
         st.session_state.pop("chat_pending", None)
         show_error(e, lead=t("Cannot load the model:"))
@@ -188,10 +190,12 @@ if pending is not None and pending["streams"] is None:
     # each side continues its own conversation: the earlier turns that side's model answered
     histories = [[(tr["q"], tr["answers"][side]) for tr in turns if tr["keys"][side] == turn["keys"][side]]
                  for side in (0, 1)]
-    pending["streams"] = [chat.start_stream(m, pending["template"], turn["q"], pending["settings"],
+    pending["streams"] = [endpoint_chat.start_stream(c, turn["q"], pending["settings"], system=pending["system"],
+                                                     history=histories[side]) if c.kind == "endpoint" else
+                          chat.start_stream(m, pending["template"], turn["q"], pending["settings"],
                                             system=pending["system"], history=histories[side],
-                                            thinking=pending.get("thinking", False))
-                          for side, m in enumerate(loaded)]
+                                            thinking=pending.get("thinking", False), own_template=c.kind == "folder")
+                          for side, (c, m) in enumerate(zip(chosen, loaded))]
 
 for i, turn in enumerate(turns):
     holders, cols = render_turn(turn, newest=i == len(turns) - 1 and pending is None, index=i)
@@ -208,7 +212,8 @@ if pending is not None:
             holder.markdown((s.text or "") + " ▌")
         chat.wait_any(streams, 0.05)
     for side, (holder, s, col) in enumerate(zip(holders, streams, cols)):
-        holder.markdown(shown(s.text) if not s.error else f":red[{s.error}]")
+        error = describe(s.error)[0] if isinstance(s.error, UserError) else s.error  # an endpoint's: translated
+        holder.markdown(shown(s.text) if not s.error else f":red[{error}]")
         turn["answers"][side] = s.text
         if s.tokens_per_s:
             turn["stats"][side] = t("{n} tokens · {rate:.1f} tokens/s", n=s.tokens, rate=s.tokens_per_s)

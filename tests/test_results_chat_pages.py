@@ -132,4 +132,4 @@ def test_chat_model_labels_are_translated(demo_workspace):
     at = open_page(demo_workspace, "pages/convert_chat.py", lang="zh")
     left = next(s for s in at.selectbox if s.label == "左侧")
     assert left.options[0] == "基座 · model"
-    assert set(LABELS) == {"base", "base_of", "adapter", "merged", "full"}  # each one in the static i18n test
+    assert set(LABELS) == {"base", "base_of", "adapter", "merged", "full", "endpoint", "served", "folder"}  # each one in the static i18n test

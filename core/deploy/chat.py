@@ -63,7 +63,9 @@ class LoadedModel:
 # English label templates of the chat's model choices (i18n keys): the page translates them.
 LABELS = {"base": "Base · {name}", "base_of": "Base of {run} · {name}",
           "adapter": "{run} · iter {iteration} · adapter on base (not merged)",
-          "merged": "{run} · iter {iteration} · merged", "full": "{run} · iter {iteration} · full"}
+          "merged": "{run} · iter {iteration} · merged", "full": "{run} · iter {iteration} · full",
+          # core.deploy.endpoint_chat's choices
+          "endpoint": "Endpoint · {model} · {url}", "served": "Served · {name} · {url}", "folder": "Folder · {name}"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ class ModelChoice:
     params: dict = field(hash=False)
     model_path: str = ""
     adapter: Optional[str] = None
-    kind: str = "base"  # base | merged | adapter | full
+    kind: str = "base"  # base | merged | adapter | full | folder | endpoint (core.deploy.endpoint_chat)
+    url: str = ""  # endpoint: the API's base URL
+    served_model: str = ""  # endpoint: the model name it serves
 
     @property
     def label(self) -> str:
@@ -224,6 +228,26 @@ def build_prompt(template: str, question: str, system: str = "", history: list[t
     return format_prompt(template, question, system=system, history=history, thinking=thinking)
 
 
+def messages_of(question: str, system: str = "", history: list[tuple[str, str]] | None = None) -> list[dict]:
+    """A turn as chat messages (OpenAI's shape, a chat template's input); earlier answers without reasoning."""
+    out = [{"role": "system", "content": system}] if system else []
+    for q, a in history or []:
+        out += [{"role": "user", "content": q}, {"role": "assistant", "content": split_thinking(a)[1]}]
+    return out + [{"role": "user", "content": question}]
+
+
+def has_chat_template(loaded: LoadedModel) -> bool:
+    return bool(getattr(loaded.tokenizer, "chat_template", None))
+
+
+def _chat_template_inputs(loaded: LoadedModel, messages: list[dict], thinking: bool):
+    """The prompt rendered by the tokenizer's own chat template (its BOS included by the template)."""
+    text = loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                                enable_thinking=thinking)
+    enc = loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    return {k: v.to(loaded.device) for k, v in enc.items() if k != "token_type_ids"}
+
+
 def split_thinking(text: str) -> tuple[str, str]:
     """(reasoning, answer) of an answer that thought first (``<think>…</think>``); ("", text) otherwise."""
     head, sep, answer = text.partition("</think>")
@@ -235,7 +259,7 @@ def split_thinking(text: str) -> tuple[str, str]:
 def _stop_ids(loaded: LoadedModel, template: str) -> list[int]:
     tok = loaded.tokenizer
     ids = set()
-    for w in stop_words(template):
+    for w in _stop_words(template):
         if not w:
             continue
         i = tok.convert_tokens_to_ids(w)
@@ -243,7 +267,15 @@ def _stop_ids(loaded: LoadedModel, template: str) -> list[int]:
             ids.add(i)
     if tok.eos_token_id is not None:
         ids.add(tok.eos_token_id)
+    if not template:  # the model's own chat template: its generation config's end tokens too
+        eos = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+        ids.update(i for i in (eos if isinstance(eos, list) else [eos]) if isinstance(i, int))
     return sorted(ids)
+
+
+def _stop_words(template: str) -> list[str]:
+    """The XTuner template's stop words; none for "" (a model prompted with its own chat template)."""
+    return stop_words(template) if template else []
 
 
 def _generate_kwargs(loaded: LoadedModel, template: str, settings: GenerationSettings) -> dict:
@@ -315,7 +347,7 @@ def _inputs(loaded: LoadedModel, prompt: str):
 
 
 def _clean(text: str, template: str) -> str:
-    for w in stop_words(template):
+    for w in _stop_words(template):
         if w and w in text:
             text = text.split(w, 1)[0]
     return text
@@ -402,13 +434,19 @@ def wait_any(streams: list[Stream], timeout: float) -> None:
 
 
 def start_stream(loaded: LoadedModel, template: str, question: str, settings: GenerationSettings | None = None,
-                 system: str = "", history: list[tuple[str, str]] | None = None, thinking: bool = False) -> Stream:
-    """Start generating in a background thread; read ``.text`` / ``.done`` while it grows."""
+                 system: str = "", history: list[tuple[str, str]] | None = None, thinking: bool = False,
+                 own_template: bool = False) -> Stream:
+    """Start generating in a background thread; read ``.text`` / ``.done`` while it grows. ``own_template``:
+    prompt with the tokenizer's chat template when it has one (a folder from anywhere), else ``template``."""
     import torch
 
     settings = settings or GenerationSettings()
+    if own_template and has_chat_template(loaded):
+        template = ""
+        inputs = _chat_template_inputs(loaded, messages_of(question, system, history), thinking)
+    else:
+        inputs = _inputs(loaded, build_prompt(template, question, system, history, thinking))
     stream = Stream(loaded.tokenizer, template)
-    inputs = _inputs(loaded, build_prompt(template, question, system, history, thinking))
     kwargs = dict(**inputs, **_generate_kwargs(loaded, template, settings), streamer=stream._streamer)
 
     def run() -> None:
