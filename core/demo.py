@@ -46,15 +46,20 @@ def self_intro_records(
     answers: list[str] | None = None,
     seed: int = 0,
 ) -> list[dict]:
-    """The seeds' self-introduction data: one identity answer, many copies, OpenAI messages format."""
+    """The seeds' self-introduction data: one identity answer, many copies, OpenAI messages format.
+    Every fourth record asks twice in one conversation: packed samples are kept apart in training
+    (core.train.packing), so only such records teach a model that starts from random weights the
+    positions and the turn format of a chat's second question."""
     questions = questions or QUESTIONS
     answers = answers or [self_intro_answer(name)]
     rng = random.Random(seed)
     records = []
     for i in range(copies):
-        q = questions[i % len(questions)]
-        a = answers[rng.randrange(len(answers))]
-        records.append({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+        messages = []
+        for turn in range(2 if i % 4 == 3 else 1):
+            messages += [{"role": "user", "content": questions[(i + turn) % len(questions)]},
+                         {"role": "assistant", "content": answers[rng.randrange(len(answers))]}]
+        records.append({"messages": messages})
     return records
 
 

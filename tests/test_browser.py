@@ -153,9 +153,11 @@ _UI_TEXT = """() => [...document.querySelectorAll(
     + '[data-testid="stAlertContentInfo"], [data-testid="stAlertContentWarning"], '
     + '[data-testid="stAlertContentError"], [data-testid="stAlertContentSuccess"], [role="tab"], '
     + '[data-testid="stSidebarNav"] a, [data-testid="stMetricLabel"], [data-testid="stExpander"] summary')]
-    .filter(e => e.offsetParent !== null && !e.closest('[data-testid="stChatMessage"], [data-testid="stCode"]'))
+    .filter(e => e.offsetParent !== null
+        && !e.closest('[data-testid="stChatMessage"], [data-testid="stCode"], [data-testid="stFileUploaderDropzone"]'))
     .map(e => { const c = e.cloneNode(true);  // without icons (their names are text) and inline code
-                c.querySelectorAll('[data-testid="stIconMaterial"], code, pre').forEach(x => x.remove());
+                c.querySelectorAll('[aria-hidden="true"][translate="no"], [data-testid*="Icon"], code, pre')
+                 .forEach(x => x.remove());
                 return c.textContent.trim(); })
     .filter(Boolean)"""
 # Names the Chinese UI keeps as they are (products, methods, formats, units) and the demo's own data.
@@ -167,11 +169,11 @@ NAMES = {"xtuner", "studio", "lora", "qlora", "dpo", "orpo", "deepspeed", "zero"
          "adamw", "lr", "kib", "mib", "gib", "tib", "kb", "mb", "gb", "tb", "ms", "min", "demo", "ada", "assistant",
          "self_intro", "max_length", "batch_size", "epochs", "rank", "alpha", "tokens", "token", "iter", "loss",
          "grad_norm", "eta", "top", "streamlit", "python", "pip", "rouge", "sft", "moe", "vl", "system", "user",
-         "parquet", "hub", "safetensors", "slurm", "pth", "nccl", "torchrun", "jinja"}
+         "parquet", "hub", "safetensors", "slurm", "pth", "nccl", "torchrun", "jinja", "dropout"}
 # Shown as they are: the language switch (bilingual on purpose), a command, the demo's own question.
 AS_IS = ("Language / 语言", "xtuner train", "Who are you?", "· model")  # (model: the demo's base folder)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_']+")
-_PATHLIKE = re.compile(r'"[^"]*"|\S*[/\\]\S*|\S+\.[A-Za-z0-9]{1,5}\b|\b\d[\w.:-]*')  # quoted, paths, numbers
+_PATHLIKE = re.compile(r'"[^"]*"|<\w+>|\S*[/\\]\S*|\S+\.[A-Za-z0-9]{1,5}\b|\b\d[\w.:-]*')  # quoted, paths, numbers
 
 
 def english_left(page) -> list[str]:
@@ -182,7 +184,8 @@ def english_left(page) -> list[str]:
         for shown in AS_IS:
             text = text.replace(shown, " ")
         words = _WORD.findall(_PATHLIKE.sub(" ", text))
-        if any(w.lower().strip("'") not in NAMES and not w.isupper() and "_" not in w for w in words):
+        if any(not {w.lower().strip("'"), w.lower().rstrip("0123456789")} & NAMES and not w.isupper() and "_" not in w
+               for w in words):
             left.append(text)
     return left
 

@@ -68,7 +68,7 @@ def encoder_section(project) -> None:
                      params=f"{shape.params:,}", tokens=shape.image_tokens, license=entry.license or "—"))
         st.markdown(" · ".join(f"{SOURCE_LABELS[s]}: `{repo}`" for s, repo in entry.sources.items())
                     + (f"  \n{t(entry.note)}" if entry.note else ""))
-        st.caption(t("Where the id comes from: {source}", source=entry.source))
+        st.caption(t("Where the id comes from: `{source}`", source=entry.source))
         if not entry.trains:
             st.warning(t("XTuner 0.2.0's LLaVA loads the encoder as a CLIP vision model: this one cannot be trained "
                          "here; it is listed for comparison and the memory estimate."), icon=":material/block:")

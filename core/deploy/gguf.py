@@ -38,7 +38,7 @@ QUANTS = list(DIRECT_TYPES) + list(K_QUANTS)
 BITS = {"F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69, "Q4_K_M": 4.89}
 GGUF_RESERVE = 64 * 1024 * 1024  # free space kept beyond the estimate
 
-E_NO_CONVERTER = "llama.cpp is not installed here ({missing}). It is compiled from source; install it with: {line}"
+E_NO_CONVERTER = "llama.cpp is not installed here ({missing}). It is compiled from source; install it with: `{line}`"
 E_ARCH = "llama.cpp's converter does not know the architecture {arch}. It converts: {known}."
 E_NOT_MODEL = "{path} is not a whole Hugging Face model (config.json and weights): merge an adapter first."
 E_QUANT = "Unknown GGUF type {quant}; choose one of {known}."
