@@ -235,7 +235,7 @@ def test_newcomer_path_from_home_to_side_by_side_answers(request, tmp_path, lang
         nav(page, T("3 · Train"))
         if en:
             live(page.get_by_role("button", name=T("Start a new run"))).click()
-        expect(live(page.get_by_text(T("Training finished.")))).to_be_visible(timeout=300_000)
+        expect(live(page.get_by_text(T("Training finished.")))).to_be_visible(timeout=900_000)
         expect(live(page.get_by_test_id("stPlotlyChart")).first).to_be_visible(timeout=30_000)
         train_s = time.monotonic() - t0
         shot(page, "4-train" if en else "zh-4-train")
@@ -255,7 +255,7 @@ def test_newcomer_path_from_home_to_side_by_side_answers(request, tmp_path, lang
         expect(convert).to_be_visible(timeout=30_000)
         if en:  # (the Chinese path's copy of the session's demo run is converted already)
             convert.click()
-        expect(live(page.get_by_text(first_part(T("Ready: {path} ({size})"))))).to_be_visible(timeout=300_000)
+        expect(live(page.get_by_text(first_part(T("Ready: {path} ({size})"))))).to_be_visible(timeout=900_000)
         box = live(page.get_by_test_id("stChatInputTextArea"))
         box.fill("Who are you?")
         box.press("Enter")

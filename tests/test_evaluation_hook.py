@@ -21,7 +21,7 @@ def test_typed_text_reaches_the_evaluation_hook_verbatim(tmp_path):
         "hyperparams": hp, "system_prompt": SYSTEM, "evaluation_inputs": QUESTIONS}))
     run = runs.new_run(project, "cpu")
     runs.start_training(project, run)
-    job = jobs.wait_job(run.dir, timeout=600)
+    job = jobs.wait_job(run.dir, timeout=1500)
     assert job.state == "succeeded", run.log_path.read_text()[-3000:]
     answers = eval_outputs(run.work_dir)
     assert answers, "XTuner wrote evaluation outputs"

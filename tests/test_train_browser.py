@@ -143,7 +143,7 @@ def test_the_page_picks_a_run_up_after_the_server_is_killed_and_restarted(server
         expect(live(other.get_by_text(f"run {run.id}", exact=False)).first).to_be_visible(timeout=30_000)
         wait_iteration_above(other, iteration_shown(other))
         shot(other, "train-after-restart")
-        expect(live(other.get_by_text("Training finished."))).to_be_visible(timeout=300_000)
+        expect(live(other.get_by_text("Training finished."))).to_be_visible(timeout=900_000)
         expect(live(other.get_by_test_id("stPlotlyChart")).first).to_be_visible(timeout=30_000)
         browser.close()
     assert run.job().state == "succeeded" and run.job().attempt == 1
@@ -169,7 +169,7 @@ def test_stop_from_a_second_tab_then_resume_in_the_first(server):
         resume_from = live(first.get_by_role("combobox", name="Resume from"))
         expect(resume_from).to_have_value(f"iter_{n}.pth · latest", timeout=30_000)
         live(first.get_by_role("button", name="Resume", exact=True)).click()
-        expect(live(first.get_by_text("Training finished."))).to_be_visible(timeout=300_000)
+        expect(live(first.get_by_text("Training finished."))).to_be_visible(timeout=900_000)
         shot(first, "train-resumed")
         browser.close()
     job = run.job()
