@@ -23,17 +23,6 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True)
-def no_job_left_running(tmp_path):
-    """Whatever a test left running (it failed half-way) is ended, so it does not load the machine."""
-    yield
-    for path in tmp_path.rglob(jobs.JOB_FILE):
-        job = jobs.read_job(path.parent)
-        if job is not None and job.active:
-            jobs.signal_group(job.child, signal.SIGKILL)
-            jobs.signal_group(job.supervisor, signal.SIGKILL)
-
-
 def make_project(ws, demo_workspace, **hp):
     demo = ProjectStore(demo_workspace).load("demo")
     return ProjectStore(ws).create(

@@ -17,16 +17,6 @@ from tests.chaos.test_chaos import make_project, wait_for
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True)
-def no_job_left_running(tmp_path):
-    yield
-    for path in tmp_path.rglob(jobs.JOB_FILE):
-        job = jobs.read_job(path.parent)
-        if job is not None and job.active:
-            jobs.signal_group(job.child, signal.SIGKILL)
-            jobs.signal_group(job.supervisor, signal.SIGKILL)
-
-
 def entry(ws, entry_id):
     return next(e for e in queue.read_queue(ws).entries if e.id == entry_id)
 
