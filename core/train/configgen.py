@@ -11,9 +11,9 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from core.errors import UserError
 from core.project import Hyperparams, Method, Project
@@ -42,10 +42,20 @@ class ConfigError(UserError):
     """The spec cannot make a config that trains here; the message says what to change."""
 
 
+def known_template(name: str) -> str:
+    """``name`` when it is a prompt template this app knows (XTuner's or its own), else ConfigError."""
+    if name not in PROMPT_TEMPLATES:
+        raise ConfigError(E_TEMPLATE, name=repr(name), known=", ".join(sorted(PROMPT_TEMPLATES)))
+    return name
+
+
+TemplateName = Annotated[str, AfterValidator(known_template)]  # a spec's prompt template, checked
+
+
 class TrainSpec(BaseModel):
     method: Method
     model_path: str
-    prompt_template: str
+    prompt_template: TemplateName
     dataset_path: str
     dataset_format: Literal["openai", "alpaca"] = "openai"
     hyperparams: Hyperparams = Field(default_factory=Hyperparams)
@@ -60,13 +70,6 @@ class TrainSpec(BaseModel):
     trust_remote_code: bool = False  # run the model folder's own code (only after the user opted in)
     gpu_capability: Optional[tuple[int, int]] = None  # lowest CUDA compute capability of the GPUs (NVML); None: unknown
     flash_attn: bool = False  # the flash_attn package is installed where the run trains (XTuner's varlen path)
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _known_template(cls, v: str) -> str:
-        if v not in PROMPT_TEMPLATES:
-            raise ConfigError(E_TEMPLATE, name=repr(v), known=", ".join(sorted(PROMPT_TEMPLATES)))
-        return v
 
     @field_validator("evaluation_inputs")
     @classmethod

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from core.data.templates import PROMPT_TEMPLATES, is_studio_template, template_dict
-from core.train.configgen import E_QLORA_CPU, E_TEMPLATE, ConfigError, lit
+from core.data.templates import is_studio_template, template_dict
+from core.train.configgen import E_QLORA_CPU, ConfigError, TemplateName, lit
 
 E_NO_PROJECTOR = ("Stage 2 needs the projector trained in stage 1: choose a stage-1 checkpoint ({path} is not "
                   "one).")
@@ -35,7 +35,7 @@ class VisionSpec(BaseModel):
     encoder_path: str
     data_path: str
     image_folder: str
-    prompt_template: str
+    prompt_template: TemplateName
     device: Literal["cpu", "cuda"] = "cuda"
     pretrained_pth: Optional[str] = None  # stage 2: the stage-1 checkpoint (its projector)
     encoder_lora: bool = False  # stage 2: LoRA on the vision encoder too
@@ -54,13 +54,6 @@ class VisionSpec(BaseModel):
     llm_hidden_size: int = 0
     progress_file: Optional[str] = None
     stop_file: Optional[str] = None
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _known_template(cls, v: str) -> str:
-        if v not in PROMPT_TEMPLATES:
-            raise ConfigError(E_TEMPLATE, name=repr(v), known=", ".join(sorted(PROMPT_TEMPLATES)))
-        return v
 
 
 def hidden_size(folder: str, vision: bool) -> int:
