@@ -100,18 +100,34 @@ class Issue:
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
 
-@dataclass
-class DatasetReport:
+@dataclass(kw_only=True)
+class IssueLog:
+    """A file's errors and warnings as a check finds them: every one counted, the first ones kept."""
     path: Path
+    errors: list[Issue] = field(default_factory=list)
+    error_count: int = 0
+    warnings: list[Issue] = field(default_factory=list)
+    warning_counts: dict[str, int] = field(default_factory=dict)
+
+    def err(self, code: str, text: str, _line=None, _field: str = "", **params) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ISSUES:
+            self.errors.append(Issue(code, text, params, _line, _field, self.path.name))
+
+    def warn(self, code: str, text: str, _line=None, _field: str = "", **params) -> None:
+        n = self.warning_counts.get(code, 0)
+        self.warning_counts[code] = n + 1
+        if n < MAX_EXAMPLES:
+            self.warnings.append(Issue(code, text, params, _line, _field, self.path.name))
+
+
+@dataclass
+class DatasetReport(IssueLog):
     container: Optional[str] = None
     format: Optional[str] = None
     records: int = 0  # readable records (in the detected format)
     trainable: int = 0  # records with at least one assistant turn
     turns: int = 0
-    errors: list[Issue] = field(default_factory=list)
-    error_count: int = 0
-    warnings: list[Issue] = field(default_factory=list)
-    warning_counts: dict[str, int] = field(default_factory=dict)
     preview: list[dict] = field(default_factory=list)
     preview_turns: list[list[Turn]] = field(default_factory=list)
     bytes: int = 0
@@ -127,23 +143,24 @@ class DatasetReport:
         parts = [FORMATS.get(self.format or "", "unknown format"), CONTAINERS.get(self.container or "", "")]
         return " · ".join(p for p in parts if p)
 
-    def err(self, code: str, text: str, _line=None, _field: str = "", **params) -> None:
-        self.error_count += 1
-        if len(self.errors) < MAX_ISSUES:
-            self.errors.append(Issue(code, text, params, _line, _field, self.path.name))
-
-    def warn(self, code: str, text: str, _line=None, _field: str = "", **params) -> None:
-        n = self.warning_counts.get(code, 0)
-        self.warning_counts[code] = n + 1
-        if n < MAX_EXAMPLES:
-            self.warnings.append(Issue(code, text, params, _line, _field, self.path.name))
-
-
-def _type(v) -> str:
+def type_name(v) -> str:
+    """A JSON value's type in the words the messages use."""
     if v is None:
         return "null"
     return {str: "text", bool: "true/false", int: "a number", float: "a number", list: "a list",
             dict: "an object"}.get(type(v), type(v).__name__)
+
+
+def as_object(rec, line, report: IssueLog) -> Optional[dict]:
+    """``rec`` when it is a JSON object; otherwise (a damaged line, another JSON value) an error in
+    ``report`` and None."""
+    if type(rec) is dict:
+        return rec
+    if isinstance(rec, BadRecord):
+        report.err(rec.code, rec.text, line, rec.field, **rec.params)
+    else:
+        report.err("not_object", T_NOT_OBJECT, line, got=type_name(rec))
+    return None
 
 
 # --- per-format checks: a record → its turns (None when it has errors) --------------------------
@@ -225,7 +242,7 @@ def _plain_turns(msgs: list) -> Optional[list[Turn]]:
 def _check_openai(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
     msgs = rec.get("messages")
     if type(msgs) is not list:
-        r.err("wrong_type", T_TYPE, line, "messages", expected="a list of {role, content}", got=_type(msgs))
+        r.err("wrong_type", T_TYPE, line, "messages", expected="a list of {role, content}", got=type_name(msgs))
         return None
     if not msgs:
         r.err("empty_list", T_EMPTY_LIST, line, "messages")
@@ -247,7 +264,7 @@ def _check_openai(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
         return _messages_to_turns(triples, line, r, "messages")
     for i, m in enumerate(msgs):  # report every problem of the record
         if type(m) is not dict:
-            r.err("wrong_type", T_TYPE, line, f"messages[{i}]", expected="an object {role, content}", got=_type(m))
+            r.err("wrong_type", T_TYPE, line, f"messages[{i}]", expected="an object {role, content}", got=type_name(m))
             continue
         role = m.get("role")
         content = m.get("content")
@@ -262,14 +279,14 @@ def _check_openai(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
             elif type(content) is list:
                 r.err("content_parts", T_CONTENT_PARTS, line, f"messages[{i}].content")
             else:
-                r.err("wrong_type", T_TYPE, line, f"messages[{i}].content", expected="text", got=_type(content))
+                r.err("wrong_type", T_TYPE, line, f"messages[{i}].content", expected="text", got=type_name(content))
     return None
 
 
 def _check_sharegpt(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
     convs = rec.get("conversations")
     if type(convs) is not list:
-        r.err("wrong_type", T_TYPE, line, "conversations", expected="a list of {from, value}", got=_type(convs))
+        r.err("wrong_type", T_TYPE, line, "conversations", expected="a list of {from, value}", got=type_name(convs))
         return None
     if not convs:
         r.err("empty_list", T_EMPTY_LIST, line, "conversations")
@@ -279,13 +296,13 @@ def _check_sharegpt(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
     system = rec.get("system")
     if system is not None:
         if type(system) is not str:
-            r.err("wrong_type", T_TYPE, line, "system", expected="text", got=_type(system))
+            r.err("wrong_type", T_TYPE, line, "system", expected="text", got=type_name(system))
             ok = False
         elif system:
             triples.append(("system", system, True))
     for i, m in enumerate(convs):
         if type(m) is not dict:
-            r.err("wrong_type", T_TYPE, line, f"conversations[{i}]", expected="an object {from, value}", got=_type(m))
+            r.err("wrong_type", T_TYPE, line, f"conversations[{i}]", expected="an object {from, value}", got=type_name(m))
             ok = False
             continue
         src = m.get("from")
@@ -302,7 +319,7 @@ def _check_sharegpt(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
             if "value" not in m:
                 r.err("missing_field", T_MISSING, line, f"conversations[{i}].value", format="ShareGPT")
             else:
-                r.err("wrong_type", T_TYPE, line, f"conversations[{i}].value", expected="text", got=_type(value))
+                r.err("wrong_type", T_TYPE, line, f"conversations[{i}].value", expected="text", got=type_name(value))
             ok = False
         if ok:
             triples.append((role, value, True))
@@ -315,7 +332,7 @@ def _check_sharegpt(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
 def _check_xtuner(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
     conv = rec.get("conversation")
     if type(conv) is not list:
-        r.err("wrong_type", T_TYPE, line, "conversation", expected="a list of {input, output}", got=_type(conv))
+        r.err("wrong_type", T_TYPE, line, "conversation", expected="a list of {input, output}", got=type_name(conv))
         return None
     if not conv:
         r.err("empty_list", T_EMPTY_LIST, line, "conversation")
@@ -325,7 +342,7 @@ def _check_xtuner(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
     for i, t in enumerate(conv):
         where = f"conversation[{i}]"
         if type(t) is not dict:
-            r.err("wrong_type", T_TYPE, line, where, expected="an object {input, output}", got=_type(t))
+            r.err("wrong_type", T_TYPE, line, where, expected="an object {input, output}", got=type_name(t))
             ok = False
             continue
         inp = t.get("input", "")
@@ -337,10 +354,10 @@ def _check_xtuner(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
                 if name not in t:
                     r.err("missing_field", T_MISSING, line, f"{where}.{name}", format="XTuner")
                 else:
-                    r.err("wrong_type", T_TYPE, line, f"{where}.{name}", expected="text", got=_type(value))
+                    r.err("wrong_type", T_TYPE, line, f"{where}.{name}", expected="text", got=type_name(value))
                 ok = False
         if type(loss) is not bool:
-            r.err("wrong_type", T_TYPE, line, f"{where}.output_with_loss", expected="true/false", got=_type(loss))
+            r.err("wrong_type", T_TYPE, line, f"{where}.output_with_loss", expected="true/false", got=type_name(loss))
             ok = False
         if not ok:
             continue
@@ -369,7 +386,7 @@ def _check_alpaca(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
             if name not in rec:
                 r.err("missing_field", T_MISSING, line, name, format="Alpaca")
             else:
-                r.err("wrong_type", T_TYPE, line, name, expected="text", got=_type(value))
+                r.err("wrong_type", T_TYPE, line, name, expected="text", got=type_name(value))
             ok = False
     if not ok:
         return None
@@ -388,7 +405,7 @@ def _check_alpaca(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
 def _check_oasst1(rec: dict, line, r: DatasetReport) -> Optional[list[Turn]]:
     text = rec.get("text")
     if type(text) is not str:
-        r.err("wrong_type", T_TYPE, line, "text", expected="text", got=_type(text))
+        r.err("wrong_type", T_TYPE, line, "text", expected="text", got=type_name(text))
         return None
     parts = []
     for sentence in text.strip().split("###"):  # XTuner's oasst1_map_fn
@@ -477,11 +494,7 @@ def _scan(path: Path, sink: Optional[Sink] = None, preview_rows: int = 5,
     lines = array("q")
     try:
         for line, rec in iter_records(path, report.container):
-            if type(rec) is not dict:
-                if isinstance(rec, BadRecord):
-                    report.err(rec.code, rec.text, line, rec.field, **rec.params)
-                else:
-                    report.err("not_object", T_NOT_OBJECT, line, got=_type(rec))
+            if as_object(rec, line, report) is None:
                 continue
             if fmt is None:
                 fmt = detect_format(rec)

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from core.data.datareader import BadRecord, ReadError, iter_records, sniff
-from core.data.datasets import (CONTAINERS, ROLES, T_CANNOT_READ, T_MISMATCH, T_MISSING, T_NO_RECORDS, T_NOT_OBJECT,
-                                T_ROLE, T_TYPE, DatasetReport, _type)
+from core.data.datareader import ReadError, iter_records, sniff
+from core.data.datasets import (CONTAINERS, ROLES, T_CANNOT_READ, T_MISMATCH, T_MISSING, T_NO_RECORDS, T_ROLE, T_TYPE, DatasetReport, as_object, type_name)
 
 PREFERENCE_FORMATS = {
     "prompt": "prompt / chosen / rejected",
@@ -79,7 +78,7 @@ def _messages(value, line, r: DatasetReport, name: str, fmt: str) -> Optional[li
     """A checked list of ``{role, content}`` (a text becomes one message of ``role`` user/assistant)."""
     ok = True
     if type(value) is not list:
-        r.err("wrong_type", T_TYPE, line, name, expected="text or a list of {role, content}", got=_type(value))
+        r.err("wrong_type", T_TYPE, line, name, expected="text or a list of {role, content}", got=type_name(value))
         return None
     if not value:
         r.err("empty", T_EMPTY, line, name)
@@ -88,7 +87,7 @@ def _messages(value, line, r: DatasetReport, name: str, fmt: str) -> Optional[li
     for i, m in enumerate(value):
         where = f"{name}[{i}]"
         if type(m) is not dict:
-            r.err("wrong_type", T_TYPE, line, where, expected="an object {role, content}", got=_type(m))
+            r.err("wrong_type", T_TYPE, line, where, expected="an object {role, content}", got=type_name(m))
             ok = False
             continue
         role, content = m.get("role"), m.get("content")
@@ -102,7 +101,7 @@ def _messages(value, line, r: DatasetReport, name: str, fmt: str) -> Optional[li
             if "content" not in m:
                 r.err("missing_field", T_MISSING, line, f"{where}.content", format=PREFERENCE_FORMATS[fmt])
             else:
-                r.err("wrong_type", T_TYPE, line, f"{where}.content", expected="text", got=_type(content))
+                r.err("wrong_type", T_TYPE, line, f"{where}.content", expected="text", got=type_name(content))
             ok = False
         elif not content.strip():
             r.err("empty", T_EMPTY, line, f"{where}.content")
@@ -167,7 +166,7 @@ def check_record(rec: dict, fmt: str, line, r: DatasetReport) -> Optional[Pair]:
         rejected = _answer(rec["rejected"], line, r, "rejected", fmt)
         system = rec.get("system")
         if system is not None and type(system) is not str:
-            r.err("wrong_type", T_TYPE, line, "system", expected="text", got=_type(system))
+            r.err("wrong_type", T_TYPE, line, "system", expected="text", got=type_name(system))
             return None
         if prompt is None or chosen is None or rejected is None:
             return None
@@ -199,11 +198,7 @@ def _scan(path: Path, sink=None, preview_rows: int = 5) -> PreferenceReport:
         return report
     try:
         for line, rec in iter_records(path, report.container):
-            if type(rec) is not dict:
-                if isinstance(rec, BadRecord):
-                    report.err(rec.code, rec.text, line, rec.field, **rec.params)
-                else:
-                    report.err("not_object", T_NOT_OBJECT, line, got=_type(rec))
+            if as_object(rec, line, report) is None:
                 continue
             fmt = detect_format(rec)
             if report.format is None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from core.data.datareader import BadRecord, ReadError, iter_records, sniff
-from core.data.datasets import MAX_EXAMPLES, MAX_ISSUES, Issue
+from core.data.datareader import ReadError, iter_records, sniff
+from core.data.datasets import T_CANNOT_READ, IssueLog, as_object, type_name
 
 IMAGE_TOKEN = "<image>"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -24,12 +24,10 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024  # a larger file is refused before it is open
 MAX_PIXELS = 8192 * 8192  # from the header, before decoding
 ROLES = ("human", "gpt")
 
-T_CANNOT_READ = "Cannot read the file: {error}."
 T_NO_FOLDER = "The image folder {folder} does not exist."
 T_NO_RECORDS = "The file holds no records."
 T_SUFFIX = ("XTuner's LLaVADataset reads a JSON array from a .json file and JSON Lines from a .jsonl file; this "
             "{container} file ends in {suffix}: rename it.")
-T_NOT_OBJECT = "Each record must be a JSON object; this one is {got}."
 T_MISSING = "Missing: every LLaVA record needs this field."
 T_TYPE = "Must be {expected}, got {got}."
 T_ROLE = "{role!r} is not a role XTuner's llava_map_fn knows: use 'human' or 'gpt'."
@@ -65,16 +63,11 @@ class ImageStats:
 
 
 @dataclass
-class VisionReport:
-    path: Path
+class VisionReport(IssueLog):
     image_folder: Path
     container: Optional[str] = None
     records: int = 0  # readable records
     with_image: int = 0
-    errors: list[Issue] = field(default_factory=list)
-    error_count: int = 0
-    warnings: list[Issue] = field(default_factory=list)
-    warning_counts: dict[str, int] = field(default_factory=dict)
     images: ImageStats = field(default_factory=ImageStats)
     preview: list[dict] = field(default_factory=list)
     seconds: float = 0.0
@@ -82,23 +75,6 @@ class VisionReport:
     @property
     def ok(self) -> bool:
         return self.records > 0 and self.error_count == 0
-
-    def err(self, code: str, text: str, _line=None, _field: str = "", **params) -> None:
-        self.error_count += 1
-        if len(self.errors) < MAX_ISSUES:
-            self.errors.append(Issue(code, text, params, _line, _field, self.path.name))
-
-    def warn(self, code: str, text: str, _line=None, _field: str = "", **params) -> None:
-        n = self.warning_counts.get(code, 0)
-        self.warning_counts[code] = n + 1
-        if n < MAX_EXAMPLES:
-            self.warnings.append(Issue(code, text, params, _line, _field, self.path.name))
-
-
-def _type(v) -> str:
-    return {str: "text", int: "a number", float: "a number", bool: "true/false", list: "a list",
-            dict: "an object", type(None): "null"}.get(type(v), type(v).__name__)
-
 
 def inside(folder: Path, rel: str) -> Optional[Path]:
     """``folder/rel`` with every symlink resolved, or None when that lies outside ``folder``."""
@@ -151,17 +127,17 @@ def _check_record(rec: dict, line: int, r: VisionReport) -> Optional[str]:
     if conv is None:
         r.err("missing_field", T_MISSING, line, "conversations")
     elif not isinstance(conv, list) or not conv:
-        r.err("wrong_type", T_TYPE, line, "conversations", expected="a non-empty list", got=_type(conv))
+        r.err("wrong_type", T_TYPE, line, "conversations", expected="a non-empty list", got=type_name(conv))
     else:
         for i, msg in enumerate(conv):
             where = f"conversations[{i}]"
             if not isinstance(msg, dict):
-                r.err("wrong_type", T_TYPE, line, where, expected="an object", got=_type(msg))
+                r.err("wrong_type", T_TYPE, line, where, expected="an object", got=type_name(msg))
                 continue
             if msg.get("from") not in ROLES:
                 r.err("bad_role", T_ROLE, line, f"{where}.from", role=str(msg.get("from")))
             if not isinstance(msg.get("value"), str):
-                r.err("wrong_type", T_TYPE, line, f"{where}.value", expected="text", got=_type(msg.get("value")))
+                r.err("wrong_type", T_TYPE, line, f"{where}.value", expected="text", got=type_name(msg.get("value")))
             else:
                 tokens += msg["value"].count(IMAGE_TOKEN)
     image = rec.get("image")
@@ -171,7 +147,7 @@ def _check_record(rec: dict, line: int, r: VisionReport) -> Optional[str]:
         else:
             r.warn("no_image", W_NO_IMAGE, line, "image")
     elif not isinstance(image, str) or not image:
-        r.err("wrong_type", T_TYPE, line, "image", expected="a relative path (text)", got=_type(image))
+        r.err("wrong_type", T_TYPE, line, "image", expected="a relative path (text)", got=type_name(image))
     elif tokens == 0:
         r.err("no_image_token", T_NO_TOKEN, line, "conversations")
     elif tokens > 1:
@@ -198,11 +174,7 @@ def validate(path: str | os.PathLike, image_folder: str | os.PathLike, preview_r
             r.err("wrong_suffix", T_SUFFIX, None, "", container=r.container, suffix=path.suffix or "none")
             return r
         for line, rec in iter_records(path, r.container):
-            if type(rec) is not dict:
-                if isinstance(rec, BadRecord):
-                    r.err(rec.code, rec.text, line, rec.field, **rec.params)
-                else:
-                    r.err("not_object", T_NOT_OBJECT, line, got=_type(rec))
+            if as_object(rec, line, r) is None:
                 continue
             image = _check_record(rec, line, r)
             if image is None:
