@@ -22,7 +22,7 @@ from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from core import jobs
-from core.deploy.chat import LABELS, GenerationSettings, ModelChoice, messages_of
+from core.deploy.chat import LABELS, AnswerStream, GenerationSettings, ModelChoice, messages_of
 from core.errors import UserError, network_error
 
 E_BAD_URL = "{url} is not an http(s) address of an OpenAI-compatible API, like http://127.0.0.1:8080/v1."
@@ -145,20 +145,17 @@ def request_body(model: str, messages: list[dict], settings: GenerationSettings)
     return body
 
 
-class EndpointStream:
+class EndpointStream(AnswerStream):
     """An answer streaming from an endpoint in a background thread; reads like ``chat.Stream``."""
 
     def __init__(self, url: str):
+        super().__init__()
         self.url = url
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self.chunks = 0
         self.streamed = False  # the answer came as server-sent events (not all at once)
-        self.done = False
         self.error: Optional[UserError] = None
-        self.started = time.monotonic()
-        self.finished: Optional[float] = None
-        self._done_event = threading.Event()
 
     @property
     def text(self) -> str:
@@ -170,14 +167,6 @@ class EndpointStream:
     def tokens(self) -> int:
         """Chunks with text (one token each from llama.cpp, vLLM, LMDeploy)."""
         return self.chunks
-
-    @property
-    def tokens_per_s(self) -> Optional[float]:
-        end = self.finished or time.monotonic()
-        return self.tokens / (end - self.started) if self.tokens and end > self.started else None
-
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        return self._done_event.wait(timeout)
 
     def _take(self, event: dict) -> None:
         if "error" in event:
