@@ -1,4 +1,5 @@
 """The Model & Data page under AppTest: upload, check, convert, build, own model, token stats, downloads, Chinese."""
+import html
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core.models import hub
 from core import jobs
 from core.project import ProjectStore
+from ui.data_insight import TRAINED
 from tests.apptests import open_page
 from tests.test_hub import olah, repos  # noqa: F401  (session fixtures: the local Hugging Face mirror)
 
@@ -289,6 +291,13 @@ def test_a_llava_dataset_is_checked_with_its_images(ws, tmp_path):
     at.button(key="vl_check").click().run()
     assert ("llava.json: 1 records, 1 with an image; 1 images (" in texts(at, "success")
             and "sides 30–40 px" in texts(at, "success"))
+    # the picture beside its conversation in the template, the answer marked as trained
+    assert at.get("image") and any("<image>\nWhat?" in html.unescape(h.proto.body) and f'{TRAINED}">Red.' in h.proto.body
+                                     for h in at.get("html"))
+    at.button(key="vl_use_finetune_data").click().run()
+    vision = project(ws).vision
+    assert (vision.finetune_data, vision.image_folder, vision.pretrain_data) == (str(data), str(images), "")
+    assert "In use for this stage." in texts(at, "success") and any(b.key == "vl_use_pretrain_data" for b in at.button)
     at = page(ws, lang="zh")
     at.text_input(key="vl_data").set_value(str(data))
     at.text_input(key="vl_images").set_value("")

@@ -140,3 +140,26 @@ def test_unreadable_files_and_folders(tmp_path, folder):
     assert codes(vd.validate(tmp_path / "e.json", folder)) == {("empty_file", None, "")}
     (tmp_path / "t.json").write_text('[{"id": "0", "image": "img0.png", "conversations": [')
     assert {e.code for e in vd.validate(tmp_path / "t.json", folder).errors} == {"truncated"}
+
+
+def test_record_turns_pair_questions_and_answers_as_llava_map_fn_does():
+    from xtuner.dataset.map_fns import llava_map_fn
+
+    r = {"id": "0", "image": "a.png", "conversations": [
+        {"from": "gpt", "value": "skipped: an answer before any question"},
+        {"from": "human", "value": "What colour? <image>  "}, {"from": "gpt", "value": "Red."},
+        {"from": "human", "value": "And the shape?"}, {"from": "human", "value": " Be brief."},
+        {"from": "gpt", "value": "A circle."}]}
+    turns = vd.record_turns(json.loads(json.dumps(r)))
+    assert turns == [("", "<image>\nWhat colour?", "Red.", True), ("", "And the shape? Be brief.", "A circle.", True)]
+    theirs = llava_map_fn(json.loads(json.dumps(r)))["conversation"]  # XTuner's own, the reference
+    assert [(t[1], t[2]) for t in turns] == [(c["input"], c["output"]) for c in theirs]
+
+
+def test_preview_image_is_only_a_file_inside_the_folder(tmp_path, folder):
+    path = write(tmp_path / "d.json", [rec(0), rec(1, None, question="Hi?")])
+    r = vd.validate(path, folder)
+    assert vd.preview_image(r, r.preview[0]) == folder.resolve() / "img0.png"
+    assert vd.preview_image(r, r.preview[1]) is None  # text-only
+    assert vd.preview_image(r, rec(2, "../d.json")) is None  # outside: never shown
+    assert vd.preview_image(r, rec(3, "gone.png")) is None

@@ -33,21 +33,29 @@ def segments_html(segments) -> str:
             'padding:8px;border-radius:6px;margin-bottom:8px">' + "".join(parts) + "</div>")
 
 
-def preview(project) -> None:
+def renderer(project):
+    """A function turning XTuner turns into HTML in the project's template with the loss mask (its caption
+    shown), or None with a hint when the project has no template yet."""
     template = project.prompt_template
     if not template:
         st.caption(t("Choose a prompt template to see the rows as the model will see them."))
-        return
+        return None
     tok = read_tokenizer_info(Path(project.model_path)) if project.model_path else None
     bos, eos = (tok.xtuner_bos, tok.eos) if tok else ("", "")
-    rows = datasets.preview_turns(project.dataset_path, 3)
     st.caption(t("The first rows as XTuner's {template} template renders them. :green-background[Highlighted] text "
                  "is trained (the loss mask); the rest is context only.", template=template))
-    for line, turns in rows:
+    return lambda turns: segments_html(xtuner_segments(turns, template, bos, eos))
+
+
+def preview(project) -> None:
+    render = renderer(project)
+    if render is None:
+        return
+    for line, turns in datasets.preview_turns(project.dataset_path, 3):
         if not turns:
             st.caption(t("line {line}: nothing to train — XTuner drops this record.", line=line))
             continue
-        st.html(segments_html(xtuner_segments(turns, template, bos, eos)))
+        st.html(render(turns))
 
 
 def _histogram(lengths, max_length: int):

@@ -53,24 +53,30 @@ def section(project, device: str) -> None:
     question = st.text_input(t("Question"), value=QUESTION, key="vl_question")
     if image is not None:
         st.image(image.getvalue(), width=160)
-    if st.button(t("Ask both models"), key="vl_ask", disabled=image is None or not question.strip()):
+    asked = st.button(t("Ask both models"), key="vl_ask", disabled=image is None or not question.strip())
+    c1, c2 = st.columns(2)
+    c1.markdown(t("**Base** (untrained projector)"))
+    c2.markdown(t("**Fine-tuned**"))
+    holders = [c1.container(key="vl_answer_base").empty(), c2.container(key="vl_answer_tuned").empty()]
+    if asked:
+        st.session_state.pop("vl_answers", None)
         try:
-            with st.spinner(t("Loading the models and answering…")):
+            with st.spinner(t("Loading the models…")):
+                from core.deploy import chat
                 from core.vision import chat as vchat
 
-                base = _load(out.base_llm, out.encoder, None, None)
-                tuned = _load(str(out.llm), out.encoder, str(out.projector),
-                              str(out.encoder_adapter) if out.encoder_adapter else None)
-                data = image.getvalue()
-                st.session_state["vl_answers"] = [
-                    vchat.answer(vm, io.BytesIO(data), question, out.template) for vm in (base, tuned)]
+                models = [_load(out.base_llm, out.encoder, None, None),
+                          _load(str(out.llm), out.encoder, str(out.projector),
+                                str(out.encoder_adapter) if out.encoder_adapter else None)]
+            data = image.getvalue()
+            streams = [vchat.start_stream(vm, io.BytesIO(data), question, out.template) for vm in models]
         except Exception as e:  # noqa: BLE001 - a damaged output or image is shown, not raised
-            st.session_state.pop("vl_answers", None)
             show_error(e, lead=t("Cannot answer:"))
-    answers = st.session_state.get("vl_answers")
-    if answers:
-        c1, c2 = st.columns(2)
-        c1.markdown(t("**Base** (untrained projector)"))
-        c1.code(answers[0], language=None, wrap_lines=True)
-        c2.markdown(t("**Fine-tuned**"))
-        c2.code(answers[1], language=None, wrap_lines=True)
+            return
+        while not all(s.done for s in streams):
+            for holder, s in zip(holders, streams):
+                holder.markdown((s.text or "") + " ▌")
+            chat.wait_any(streams, 0.05)
+        st.session_state["vl_answers"] = [s.text if not s.error else f":red[{s.error}]" for s in streams]
+    for holder, text in zip(holders, st.session_state.get("vl_answers") or ()):
+        holder.markdown(text or "…")

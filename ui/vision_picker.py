@@ -8,9 +8,9 @@ from core.models import catalog
 from core.models.catalog import SOURCE_LABELS
 from core.models.estimate import encoder_shape_from_config
 from core.paths import resolve_user_path
-from core.project import VisionSetup
+from core.project import ProjectError, VisionSetup
 from core.vision import dataset as vdataset
-from ui import downloads, session
+from ui import data_insight, downloads, session
 from ui.errors import show_error
 from ui.i18n import t
 
@@ -36,6 +36,9 @@ def section(project) -> None:
         report = st.session_state.get("vl_report")
         if report is not None:
             show_report(report)
+            if report.ok:
+                use_buttons(project, report)
+                preview(project, report)
 
 
 def show_report(report) -> None:
@@ -53,6 +56,39 @@ def show_report(report) -> None:
     if report.warnings:
         st.dataframe([{t("line"): i.line or "", t("field"): i.field, t("warning"): t(i.text, **i.params)}
                       for i in report.warnings], hide_index=True, placeholder="—")
+
+
+def use_buttons(project, report) -> None:
+    """Put a checked file and its image folder into the project's vision-language settings."""
+    vision = project.vision or VisionSetup()
+    c1, c2 = st.columns(2)
+    for col, field, label in ((c1, "pretrain_data", t("Use for stage 1 (captions)")),
+                              (c2, "finetune_data", t("Use for stage 2 (conversations)"))):
+        if getattr(vision, field) == str(report.path) and vision.image_folder == str(report.image_folder):
+            col.success(t("In use for this stage."), icon=":material/check_circle:")
+        elif col.button(label, key=f"vl_use_{field}"):
+            update = vision.model_copy(update={field: str(report.path), "image_folder": str(report.image_folder)})
+            try:
+                session.save_project(project.model_copy(update={"vision": update}))
+            except ProjectError as e:
+                show_error(e)
+            else:
+                st.rerun()
+
+
+def preview(project, report) -> None:
+    """The first records: each picture beside its conversation rendered in the template, the loss mask marked."""
+    render = data_insight.renderer(project)
+    if render is None:
+        return
+    for rec in report.preview[:3]:
+        thumb, text = st.columns([1, 4])
+        image = vdataset.preview_image(report, rec)
+        if image is not None:
+            thumb.image(str(image), width=96)
+        else:
+            thumb.caption(t("no image"))
+        text.html(render(vdataset.record_turns(rec)))
 
 
 def encoder_section(project) -> None:

@@ -446,16 +446,23 @@ def start_stream(loaded: LoadedModel, template: str, question: str, settings: Ge
                  own_template: bool = False) -> Stream:
     """Start generating in a background thread; read ``.text`` / ``.done`` while it grows. ``own_template``:
     prompt with the tokenizer's chat template when it has one (a folder from anywhere), else ``template``."""
-    import torch
-
-    settings = settings or GenerationSettings()
     if own_template and has_chat_template(loaded):
         template = ""
         inputs = _chat_template_inputs(loaded, messages_of(question, system, history), thinking)
     else:
         inputs = _inputs(loaded, build_prompt(template, question, system, history, thinking))
+    return stream_generate(loaded, template, inputs, settings)
+
+
+def stream_generate(loaded: LoadedModel, template: str, inputs: dict,
+                    settings: GenerationSettings | None = None) -> Stream:
+    """``loaded.model.generate(**inputs)`` in a background thread, its new tokens arriving in the returned
+    stream (``inputs``: token ids, or the embeddings of a prompt with an image in it)."""
+    import torch
+
     stream = Stream(loaded.tokenizer, template)
-    kwargs = dict(**inputs, **_generate_kwargs(loaded, template, settings), streamer=stream._streamer)
+    kwargs = dict(**inputs, **_generate_kwargs(loaded, template, settings or GenerationSettings()),
+                  streamer=stream._streamer)
 
     def run() -> None:
         try:

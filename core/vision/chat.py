@@ -46,8 +46,10 @@ def load(llm_dir: str, encoder_dir: str, projector_dir: Optional[str] = None, de
     return VisionModel(llm, encoder, processor, projector.to(device).eval())
 
 
-def answer(vm: VisionModel, image, question: str, template: str, max_new_tokens: int = 40) -> str:
-    """The greedy answer to ``question`` about ``image`` (a path or a binary file object)."""
+def start_stream(vm: VisionModel, image, question: str, template: str,
+                 settings: Optional[chat.GenerationSettings] = None) -> chat.Stream:
+    """Start answering ``question`` about ``image`` (a path or a binary file object) in a background thread,
+    greedy unless ``settings`` say otherwise; the answer grows in the returned stream."""
     import torch
     from PIL import Image
     from xtuner.dataset.utils import expand2square
@@ -65,6 +67,14 @@ def answer(vm: VisionModel, image, question: str, template: str, max_new_tokens:
         hidden = vm.encoder(pixels, output_hidden_states=True).hidden_states[VISUAL_SELECT_LAYER][:, 1:]
         inputs = prepare_inputs_labels_for_multimodal(llm=vm.llm.model, input_ids=torch.tensor([ids], device=device),
                                                       pixel_values=vm.projector(hidden))
-        out = vm.llm.model.generate(**inputs, **chat._generate_kwargs(
-            vm.llm, template, chat.GenerationSettings(max_new_tokens=max_new_tokens)))
-    return chat._clean(tok.decode(out[0], skip_special_tokens=True), template).strip()
+    inputs = {k: v for k, v in inputs.items() if v is not None}
+    return chat.stream_generate(vm.llm, template, inputs, settings or chat.GenerationSettings(max_new_tokens=40))
+
+
+def answer(vm: VisionModel, image, question: str, template: str, max_new_tokens: int = 40) -> str:
+    """The whole greedy answer to ``question`` about ``image``."""
+    stream = start_stream(vm, image, question, template, chat.GenerationSettings(max_new_tokens=max_new_tokens))
+    stream.wait()
+    if stream.error:
+        raise RuntimeError(stream.error)
+    return stream.text

@@ -157,6 +157,33 @@ def _check_record(rec: dict, line: int, r: VisionReport) -> Optional[str]:
     return image or ""
 
 
+def record_turns(rec: dict) -> list[tuple]:
+    """A checked record as XTuner turns ``(system, input, output, with_loss)``, the way ``llava_map_fn`` pairs
+    them: leading answers skipped, questions joined up to each answer, ``<image>`` moved to the front of its
+    question on a line of its own."""
+    turns, question = [], ""
+    messages = list(rec.get("conversations") or [])
+    while messages and messages[0].get("from") == "gpt":
+        messages = messages[1:]
+    for msg in messages:
+        value = msg.get("value", "")
+        if msg.get("from") == "human":
+            if IMAGE_TOKEN in value:
+                value = (IMAGE_TOKEN + "\n" + value.replace(IMAGE_TOKEN, "").strip()).strip()
+            question += value
+        else:
+            turns.append(("", question, value, True))
+            question = ""
+    return turns
+
+
+def preview_image(report: "VisionReport", rec: dict) -> Optional[Path]:
+    """The readable image file of a previewed record, or None (text-only, outside the folder, missing)."""
+    image = rec.get("image")
+    real = inside(report.image_folder, image) if isinstance(image, str) else None
+    return real if real is not None and real.is_file() else None
+
+
 def validate(path: str | os.PathLike, image_folder: str | os.PathLike, preview_rows: int = 5,
              max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_PIXELS) -> VisionReport:
     """Read the whole LLaVA file and every image it names; report every problem (file, line, field)."""
