@@ -87,6 +87,28 @@ def trained_workspace(smoke_run):
     return smoke_run.workspace
 
 
+@pytest.fixture(scope="session")
+def vision_smoke_run(tmp_path_factory) -> SmokeRun:
+    """``python -m core.smoke --multimodal`` once per session (both LLaVA stages trained on the tiny vision demo,
+    stage 2's last checkpoint converted and merged, held-out pictures asked; ~2 min on a quiet machine),
+    shared by every worker like ``smoke_run``: read its workspace, or work on a copy."""
+    shared = session_shared_dir(tmp_path_factory)
+    record = shared / "vision_smoke_run.json"
+    with FileLock(str(shared / "vision_smoke_run.lock")):
+        if record.exists():
+            data = json.loads(record.read_text())
+            return SmokeRun(Path(data["workspace"]), data["returncode"], data["stdout"], data["stderr"],
+                            [Path(d) for d in data["run_dirs"]])
+        ws = shared / "vision_ws"
+        out = subprocess.run([sys.executable, "-m", "core.smoke", "--multimodal", "--workspace", str(ws),
+                              "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=1800)
+        runs_dir = ws / "projects" / "llava-demo" / "runs"
+        result = SmokeRun(ws, out.returncode, out.stdout, out.stderr,
+                          sorted(runs_dir.iterdir()) if runs_dir.is_dir() else [])
+        record.write_text(json.dumps(asdict(result), default=str))
+        return result
+
+
 # Figures a test measured (e.g. the newcomer's time to a first fine-tune), printed at the end of the run.
 # They travel as the test's user_properties, so they reach the summary from pytest-xdist workers too.
 @pytest.fixture

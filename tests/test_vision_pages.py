@@ -55,7 +55,7 @@ def test_chat_about_an_uploaded_image_base_and_fine_tuned(ws):
     at.button(key="vl_ask").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    answers = at.session_state["vl_answers"]  # streamed into the two columns, kept for the reruns
+    answers = at.session_state["vl_answers"]["answers"]  # streamed into the two columns, kept for the reruns
     assert len(answers) == 2 and all(isinstance(a, str) and a for a in answers), answers
     shown = [m.value for m in at.markdown]
     assert all(a in shown for a in answers), (answers, shown)

@@ -49,34 +49,50 @@ def section(project, device: str) -> None:
         return
     out = st.selectbox(t("Converted stage-2 checkpoint"), outputs, key="vl_output",
                        format_func=lambda o: f"{o.run.id} · iter {o.iteration}")
+    if out.hf_llava:
+        st.caption(t("For transformers: `{path}` (LlavaForConditionalGeneration and AutoProcessor load it; the prompt "
+                     "uses the {template} template).", path=out.hf_llava, template=out.template))
     image = st.file_uploader(t("Image (.png, .jpg)"), type=["png", "jpg", "jpeg"], key="vl_image")
     question = st.text_input(t("Question"), value=QUESTION, key="vl_question")
     if image is not None:
         st.image(image.getvalue(), width=160)
     asked = st.button(t("Ask both models"), key="vl_ask", disabled=image is None or not question.strip())
-    c1, c2 = st.columns(2)
+    if asked:
+        st.session_state["vl_answers"] = {"image": image.name, "question": question, "answers": None}
+    shown = st.session_state.get("vl_answers")
+    if shown and shown["answers"] is None and not asked:  # a rerun cut the earlier answering short
+        st.session_state.pop("vl_answers")
+        return
+    if not shown:
+        return
+    box = st.container(key="vl_answers_box")
+    box.caption(t("About {image}: {question}", image=shown["image"], question=shown["question"]))
+    c1, c2 = box.columns(2)
     c1.markdown(t("**Base** (untrained projector)"))
     c2.markdown(t("**Fine-tuned**"))
     holders = [c1.container(key="vl_answer_base").empty(), c2.container(key="vl_answer_tuned").empty()]
-    if asked:
-        st.session_state.pop("vl_answers", None)
-        try:
-            with st.spinner(t("Loading the models…")):
-                from core.deploy import chat
-                from core.vision import chat as vchat
-
-                models = [_load(out.base_llm, out.encoder, None, None),
-                          _load(str(out.llm), out.encoder, str(out.projector),
-                                str(out.encoder_adapter) if out.encoder_adapter else None)]
-            data = image.getvalue()
-            streams = [vchat.start_stream(vm, io.BytesIO(data), question, out.template) for vm in models]
-        except Exception as e:  # noqa: BLE001 - a damaged output or image is shown, not raised
-            show_error(e, lead=t("Cannot answer:"))
-            return
-        while not all(s.done for s in streams):
-            for holder, s in zip(holders, streams):
-                holder.markdown((s.text or "") + " ▌")
-            chat.wait_any(streams, 0.05)
-        st.session_state["vl_answers"] = [s.text if not s.error else f":red[{s.error}]" for s in streams]
-    for holder, text in zip(holders, st.session_state.get("vl_answers") or ()):
+    if shown["answers"] is None:
+        shown["answers"] = answer_both(out, image.getvalue(), question, holders)
+    for holder, text in zip(holders, shown["answers"]):
         holder.markdown(text or "…")
+
+
+def answer_both(out, data: bytes, question: str, holders) -> list[str]:
+    """Both models' answers, streamed into ``holders`` as they are generated (an error is shown in its place)."""
+    try:
+        with st.spinner(t("Loading the models…")):
+            from core.deploy import chat
+            from core.vision import chat as vchat
+
+            models = [_load(out.base_llm, out.encoder, None, None),
+                      _load(str(out.llm), out.encoder, str(out.projector),
+                            str(out.encoder_adapter) if out.encoder_adapter else None)]
+        streams = [vchat.start_stream(vm, io.BytesIO(data), question, out.template) for vm in models]
+    except Exception as e:  # noqa: BLE001 - a damaged output or image is shown, not raised
+        show_error(e, lead=t("Cannot answer:"))
+        return ["", ""]
+    while not all(s.done for s in streams):
+        for holder, s in zip(holders, streams):
+            holder.markdown((s.text or "") + " ▌")
+        chat.wait_any(streams, 0.05)
+    return [s.text if not s.error else f":red[{s.error}]" for s in streams]

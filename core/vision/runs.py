@@ -5,6 +5,7 @@ the conversion of a stage-2 checkpoint (``pth_to_hf`` + merge of the LLM adapter
     runs/<stamp>-llava-stage1|2/  config.py run.json work_dir/iter_N.pth
         exports/iter_N/hf/        pth_to_hf (XTuner format): llm_adapter/, projector/
         exports/iter_N/merged/    the LLM with its adapter merged
+        exports/iter_N/hf_llava/  all of it as one transformers LlavaForConditionalGeneration + LlavaProcessor
 """
 from __future__ import annotations
 
@@ -65,12 +66,18 @@ def merged_dir(run: Run, iteration: int) -> Path:
     return export_dir(run, iteration) / "merged"
 
 
+def hf_llava_dir(run: Run, iteration: int) -> Path:
+    """The checkpoint as one transformers ``LlavaForConditionalGeneration`` folder (``core.vision.hf_export``)."""
+    return export_dir(run, iteration) / "hf_llava"
+
+
 def projector_dir(run: Run, iteration: int) -> Path:
     return export_dir(run, iteration) / "hf" / "projector"
 
 
 def start_convert(project: Project, run: Run, iteration: int, device: str) -> Job:
-    """``pth_to_hf`` of a stage-2 checkpoint, then the LLM adapter merged into its base, as one job."""
+    """``pth_to_hf`` of a stage-2 checkpoint, the LLM adapter merged into its base, and the whole model as one
+    transformers LLaVA folder, as one job."""
     ckpt = dict(run.checkpoints()).get(iteration)
     if ckpt is None:
         raise NotFound(E_NO_CHECKPOINT, run=run.id, iteration=iteration)
@@ -87,6 +94,12 @@ def start_convert(project: Project, run: Run, iteration: int, device: str) -> Jo
                    str(out / "merged"), "--safe-serialization", "--device", "cpu" if device == "cpu" else "auto"],
              env=env, cwd=str(REPO_ROOT), cleanup_argv=clean + [str(out / "merged")]),
     ]
+    hf = out / "hf"
+    steps.append(Step(name="transformers_llava",
+                      argv=[py, "-m", "core.vision.hf_export", str(merged_dir(run, iteration)), run.spec["encoder_path"],
+                            str(hf / "projector"), str(hf_llava_dir(run, iteration))]
+                      + (["--encoder-adapter", str(hf / "visual_encoder_adapter")] if run.spec.get("encoder_lora") else []),
+                      env=env, cwd=str(REPO_ROOT), cleanup_argv=clean + [str(hf_llava_dir(run, iteration))]))
     return jobs.start_job(out, steps, kind="convert", title=f"Convert {run.id} iter {iteration}",
                           meta={"project": project.name, "run": run.id, "iteration": iteration, "merge": True})
 
@@ -103,6 +116,7 @@ class VisionOutput:
     encoder_adapter: Optional[Path]
     base_llm: str
     template: str
+    hf_llava: Optional[Path]  # the transformers LLaVA folder, when the conversion wrote it
 
 
 def vision_outputs(project: Project) -> list[VisionOutput]:
@@ -116,10 +130,10 @@ def vision_outputs(project: Project) -> list[VisionOutput]:
                                  if p.name[5:].isdigit()), reverse=True):
             merged, projector = merged_dir(run, iteration), projector_dir(run, iteration)
             if (merged / "config.json").is_file() and (projector / "config.json").is_file():
-                adapter = projector.parent / "visual_encoder_adapter"
+                adapter, hf = projector.parent / "visual_encoder_adapter", hf_llava_dir(run, iteration)
                 found.append(VisionOutput(run, iteration, merged, projector, spec["encoder_path"],
                                           adapter if adapter.is_dir() else None, spec["llm_path"],
-                                          spec["prompt_template"]))
+                                          spec["prompt_template"], hf if (hf / "config.json").is_file() else None))
     return found
 
 
