@@ -14,6 +14,7 @@ ENTRY_POINTS = (
     "core.models.hub",  # a download, inside a job step
     "core.data.datastats",  # token counting, inside a job step
     "core.deploy.export",  # a push to a model hub, inside a job step
+    "core.vision.hf_export",  # a converted LLaVA checkpoint as one transformers folder, inside a job step
     "core.deploy.gguf_convert",  # a GGUF export (llama.cpp's converter / quantizer), inside a job step
     "core.machine.doctor",  # the environment probe, inside a job step
     "core.machine.gpu_check",  # one training path checked on a GPU machine (by hand)
