@@ -126,7 +126,8 @@ def test_evaluation_pairs_render_as_an_evaluate_chat_hook_in_both_stages(tmp_pat
                                                     for k in n.keywords)]
         assert hooks == ["dict(type=EvaluateChatHook, tokenizer=tokenizer, image_processor=image_processor, "
                          "evaluation_images=evaluation_images, evaluation_inputs=evaluation_inputs, "
-                         "prompt_template=prompt_template, every_n_iters=save_steps, max_new_tokens=64)"]
+                         "prompt_template=prompt_template, every_n_iters=save_steps, max_new_tokens=64, "
+                         "generation_kwargs=dict(do_sample=False, temperature=None, top_p=None, top_k=None))"]
         assert "pwned" not in "".join(ast.unparse(n) for n in ast.parse(text).body if not isinstance(n, ast.Assign))
 
 
