@@ -48,6 +48,13 @@ class ProjectError(UserError):
     """A project could not be created, loaded or saved; the message says why and what to do."""
 
 
+class VisionEvalPair(BaseModel):
+    """An evaluation question about a picture: asked at each checkpoint of both stages."""
+
+    image: str  # a path, absolute or relative to the image folder
+    question: str
+
+
 class VisionSetup(BaseModel):
     """Vision-language (XTuner's LLaVA) mode: the encoder and the two stages' data (the LLM is ``model_path``)."""
 
@@ -57,6 +64,13 @@ class VisionSetup(BaseModel):
     image_folder: str = ""
     pretrain_lr: float = Field(1e-3, gt=0, lt=1)  # stage 1 (XTuner's pretrain configs); stage 2 uses hyperparams
     encoder_lora: bool = False  # stage 2: LoRA on the vision encoder too
+    evaluation: list[VisionEvalPair] = Field(default_factory=list)  # at most MAX_EVALUATION_QUESTIONS
+
+    @field_validator("evaluation")
+    @classmethod
+    def _eval_count(cls, v: list[VisionEvalPair]) -> list[VisionEvalPair]:
+        check_evaluation_inputs([p.question for p in v])
+        return v
 
 
 class Project(BaseModel):

@@ -10,7 +10,7 @@ from core.train import runs
 from core.machine import system
 from core.fsutil import dir_size, human_bytes
 from core.results.metrics import scalars_csv
-from ui import evidence, job_status, run_charts, run_queue, session
+from ui import evidence, job_status, run_charts, run_queue, session, vision_eval
 from ui.frame import page_frame
 from ui.errors import show_error
 from ui.i18n import state_label, t
@@ -61,8 +61,9 @@ with tab_curves:
 
 # --- evaluation answers ------------------------------------------------------------------------------
 with tab_evals:
-    questions = spec.get("evaluation_inputs", [])
-    answers = evals.timeline(run.work_dir, spec.get("prompt_template"), questions, spec.get("system_prompt", ""))
+    questions, images = spec.get("evaluation_inputs", []), spec.get("evaluation_images") or []  # images: LLaVA
+    answers = evals.timeline(run.work_dir, spec.get("prompt_template"), questions, spec.get("system_prompt", ""),
+                             images=bool(images))
     if not answers:
         st.caption(t("No evaluation yet: answers are written at each checkpoint."))
     else:
@@ -73,13 +74,13 @@ with tab_evals:
         if mode == "timeline":
             for qi, question in enumerate(questions):
                 with st.expander(t("Q{n}: {question}", n=qi + 1, question=question), expanded=qi == 0):
-                    previous = None
+                    previous, box = None, vision_eval.answer_column(images, qi)
                     for it in iters:
                         text = answers[it][qi] if qi < len(answers[it]) else ""
                         same = previous is not None and text == previous
-                        st.markdown(f"**iter {it}**" + (" · " + t("unchanged") if same else ""))
+                        box.markdown(f"**iter {it}**" + (" · " + t("unchanged") if same else ""))
                         if not same:
-                            st.code(text or " ", language=None, wrap_lines=True, height=160 if len(text) > 400 else None)
+                            box.code(text or " ", language=None, wrap_lines=True, height=160 if len(text) > 400 else None)
                         previous = text
         else:
             d1, d2 = st.columns(2)
@@ -91,6 +92,7 @@ with tab_evals:
                 tb = answers[b][qi] if qi < len(answers[b]) else ""
                 st.markdown(t("**Q{n}: {question}** · similarity {sim:.0%}", n=qi + 1, question=question,
                               sim=evals.similarity(ta, tb)))
+                vision_eval.thumbnail(images, qi)
                 left, right = st.columns(2)
                 left.code(ta or " ", language=None, wrap_lines=True, height=160 if len(ta) > 400 else None)
                 right.code(tb or " ", language=None, wrap_lines=True, height=160 if len(tb) > 400 else None)

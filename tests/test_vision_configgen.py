@@ -100,3 +100,77 @@ def test_a_stage_run_is_the_apps_run_and_a_refused_one_leaves_nothing(tmp_path):
     with pytest.raises(ConfigError, match="Stage 2 needs the projector"):
         new_stage_run(project, spec(tmp_path, stage=2, pretrained_pth=str(run.config_path)))
     assert list_runs(project) == [run]
+
+
+def picture(path, colour="red"):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), colour).save(path)
+    return path
+
+
+def test_evaluation_pairs_render_as_an_evaluate_chat_hook_in_both_stages(tmp_path):
+    images = tmp_path / "img"
+    red, blue = picture(images / "red.png"), picture(tmp_path / "elsewhere" / "blue.png", "blue")
+    questions = [HOSTILE, "What {colour} is it? {{x}} {"]
+    s1 = checked(spec(tmp_path, image_folder=str(images), evaluation_images=["red.png", str(blue)],
+                      evaluation_inputs=questions))
+    assert s1.evaluation_images == [str(red.resolve()), str(blue.resolve())]  # relative: in the image folder
+    for s in (s1, checked(s1.model_copy(update={"stage": 2, "pretrained_pth": stage1_checkpoint(tmp_path)}))):
+        text = render(s)
+        values = literal_assignments(text)
+        assert values["evaluation_images"] == s1.evaluation_images and values["evaluation_inputs"] == questions
+        hooks = [ast.unparse(n) for n in ast.walk(ast.parse(text))
+                 if isinstance(n, ast.Call) and any(k.arg == "type" and ast.unparse(k.value) == "EvaluateChatHook"
+                                                    for k in n.keywords)]
+        assert hooks == ["dict(type=EvaluateChatHook, tokenizer=tokenizer, image_processor=image_processor, "
+                         "evaluation_images=evaluation_images, evaluation_inputs=evaluation_inputs, "
+                         "prompt_template=prompt_template, every_n_iters=save_steps, max_new_tokens=64, "
+                         "generation_kwargs=dict(do_sample=False, temperature=None, top_p=None, top_k=None))"]
+        assert "pwned" not in "".join(ast.unparse(n) for n in ast.parse(text).body if not isinstance(n, ast.Assign))
+
+
+def test_hostile_questions_reach_the_model_as_written(tmp_path):
+    """EvaluateChatHook formats the template's INSTRUCTION with the question as an argument (and runner.cfg):
+    braces in a question are not format text, so they arrive unchanged; the Results page strips that prompt."""
+    from core.data.templates import format_prompt, template_dict
+    from core.results import evals
+
+    question = "a {lr} b {{c}} } { \"quoted\" 'single'\nnext line"
+    s = checked(spec(tmp_path, evaluation_images=[str(picture(tmp_path / "p.png"))], evaluation_inputs=[question]))
+    values = literal_assignments(render(s))
+    asked = values["evaluation_inputs"][0]
+    instruction = template_dict("qwen_chat")["INSTRUCTION"]
+    prompt = instruction.format(input="<image>\n" + asked, round=1, **values)  # as _eval_images does
+    assert prompt == format_prompt("qwen_chat", "<image>\n" + question)
+    vis = tmp_path / "work_dir" / "20260101_000000" / "vis_data"
+    vis.mkdir(parents=True)
+    (vis / "eval_outputs_iter_4.txt").write_text(f"Eval output 1:\n{prompt}a red circle<|im_end|>\n\n\n")
+    assert evals.timeline(tmp_path / "work_dir", "qwen_chat", [question], images=True) == {5: ["a red circle"]}
+
+
+def test_evaluation_images_must_be_readable_pictures(tmp_path):
+    (tmp_path / "fake.png").write_bytes(b"not a picture")
+    (tmp_path / "folder.png").mkdir()
+    for path, message in ((tmp_path / "missing.png", f"Evaluation image {tmp_path / 'missing.png'} does not exist"),
+                          (tmp_path / "folder.png", "Evaluation image"),
+                          (tmp_path / "fake.png", f"{tmp_path / 'fake.png'} is not an image PIL can read")):
+        with pytest.raises(ConfigError) as e:
+            checked(spec(tmp_path, evaluation_images=[str(path)], evaluation_inputs=["What is it?"]))
+        assert str(e.value).startswith(message), str(e.value)
+
+
+def test_more_than_ten_pairs_or_unmatched_lists_are_refused(tmp_path):
+    from core.project import VisionEvalPair, VisionSetup
+
+    image = str(picture(tmp_path / "p.png"))
+    with pytest.raises(ValueError, match="At most 10 evaluation questions"):
+        spec(tmp_path, evaluation_images=[image] * 11, evaluation_inputs=["q"] * 11)
+    with pytest.raises(ValueError, match="2 evaluation images for 1 questions: give one image per question"):
+        spec(tmp_path, evaluation_images=[image] * 2, evaluation_inputs=["q"])
+    with pytest.raises(ValueError, match="At most 10 evaluation questions"):
+        VisionSetup(evaluation=[VisionEvalPair(image=image, question="q")] * 11)
+    assert len(VisionSetup(evaluation=[VisionEvalPair(image=image, question="q")] * 10).evaluation) == 10
+    assert VisionSetup.model_validate({"encoder_path": "/enc"}).evaluation == []  # a project saved before
+    assert "EvaluateChatHook, tokenizer" not in render(checked(spec(tmp_path)))  # no pairs: no evaluation

@@ -1,5 +1,6 @@
 """XTuner's LLaVA end to end on the tiny vision demo (``python -m core.smoke --multimodal``): stage 1 →
 stage 2 → pth_to_hf + merge → answers about held-out pictures, fine-tuned vs base."""
+import json
 import re
 import subprocess
 import sys
@@ -27,5 +28,18 @@ def test_the_multimodal_smoke_names_colour_and_shape_of_held_out_pictures(tmp_pa
     assert (export / "hf" / "projector" / "config.json").is_file() and (export / "hf" / "llm_adapter").is_dir()
     assert (export / "hf" / "visual_encoder_adapter").is_dir()  # stage 2 also trains LoRA on the encoder
     assert (export / "merged" / "config.json").is_file()
+    # both stages asked about two held-out pictures at their checkpoints (XTuner's EvaluateChatHook)
+    from core.results import evals
+    from core.results.metrics import eval_outputs
+    from core.vision.demo import QUESTION
+
+    spec = json.loads((runs[1] / "run.json").read_text())["spec"]
+    assert spec["evaluation_inputs"] == [QUESTION] * 2 and len(set(spec["evaluation_images"])) == 2
+    assert all(Path(p).is_file() for p in spec["evaluation_images"])
+    assert eval_outputs(runs[0] / "work_dir"), "stage 1 wrote no evaluation outputs"
+    answers = evals.timeline(runs[1] / "work_dir", "qwen_chat", spec["evaluation_inputs"], images=True)
+    last = max(int(p.stem.removeprefix("iter_")) for p in (runs[1] / "work_dir").glob("iter_*.pth"))
+    assert last in answers and len(answers[last]) == 2, answers
+    assert all(a.strip() for a in answers[last]), answers
     report_figure(f"multimodal smoke: {time.monotonic() - t0:.0f} s, held-out accuracy fine-tuned {tuned}/{n}, "
-                  f"base {base}/{n}")
+                  f"base {base}/{n}; stage-2 evaluation answers at iter {last}: {answers[last]}")

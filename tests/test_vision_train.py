@@ -85,6 +85,17 @@ def test_stage_specs_come_from_the_project(vision_ws):
     assert e.value.params["missing"] == "encoder_path, finetune_data"
 
 
+def test_stage_specs_carry_the_projects_evaluation_pairs(vision_ws):
+    from core.project import VisionEvalPair
+
+    project = ProjectStore(vision_ws).load("demo")
+    pairs = [VisionEvalPair(image="a.png", question="What is it?"), VisionEvalPair(image="/b.png", question="Colour?")]
+    project = project.model_copy(update={"vision": project.vision.model_copy(update={"evaluation": pairs})})
+    for stage in (1, 2):
+        s = vruns.stage_spec(project, stage, "cpu", "/runs/x/work_dir/iter_5.pth")
+        assert (s.evaluation_images, s.evaluation_inputs) == (["a.png", "/b.png"], ["What is it?", "Colour?"])
+
+
 def fake_stage1_run(project) -> str:
     """A stage-1 run with one complete checkpoint (a zip, as torch.save writes)."""
     run = project.runs_dir / "20260101-000000-llava-stage1"

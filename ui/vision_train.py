@@ -14,7 +14,8 @@ from core.fsutil import human_bytes
 from core.models.estimate import EstimateError, encoder_shape, model_shape, vision_estimate
 from core.project import ProjectError, VisionSetup
 from core.vision import runs as vruns
-from ui import session
+from core.vision.evaluation import pairs_from_rows
+from ui import session, vision_eval
 from ui.errors import show_error
 from ui.i18n import t
 
@@ -47,17 +48,19 @@ def configure_section(project) -> None:
                              help=t("The projector alone trains in stage 1 (XTuner's pretrain configs use 1e-3); "
                                     "stage 2 uses the learning rate above."))
         enc_lora = c4.checkbox(t("Stage 2: LoRA on the vision encoder too"), value=v.encoder_lora, key="vt_enc_lora")
+        rows = vision_eval.pairs_editor(v.evaluation)
         saved = st.form_submit_button(t("Save vision-language settings"))
     if saved:
-        update = VisionSetup(encoder_path=encoder.strip(), pretrain_data=pretrain.strip(),
-                             finetune_data=finetune.strip(), image_folder=images.strip(), pretrain_lr=lr,
-                             encoder_lora=enc_lora)
         try:
+            update = VisionSetup(encoder_path=encoder.strip(), pretrain_data=pretrain.strip(),
+                                 finetune_data=finetune.strip(), image_folder=images.strip(), pretrain_lr=lr,
+                                 encoder_lora=enc_lora, evaluation=pairs_from_rows(rows))
             project = session.save_project(project.model_copy(update={"vision": update}))
-        except ProjectError as e:
+        except UserError as e:  # ProjectError, or the evaluation rows (half-filled, too many)
             show_error(e)
             return
         st.success(t("Saved."))
+        vision_eval.warn_unreadable(project.vision)
     memory(project)
 
 

@@ -13,6 +13,7 @@ import re
 
 from core.results.metrics import eval_outputs
 from core.data.templates import PROMPT_TEMPLATES, format_prompt
+from core.vision.dataset import IMAGE_TOKEN
 
 
 def answer_only(text: str, template: str | None, question: str, system: str = "") -> str:
@@ -36,11 +37,13 @@ def answer_only(text: str, template: str | None, question: str, system: str = ""
 
 
 def timeline(work_dir: str | os.PathLike, template: str | None, questions: list[str],
-             system: str = "") -> dict[int, list[str]]:
-    """{checkpoint iteration: [answer per question]}, oldest first, prompts removed."""
+             system: str = "", images: bool = False) -> dict[int, list[str]]:
+    """{checkpoint iteration: [answer per question]}, oldest first, prompts removed. ``images``: each question
+    was asked about an image (a LLaVA run: XTuner puts ``<image>`` and a newline before the question)."""
+    asked = [IMAGE_TOKEN + "\n" + q for q in questions] if images else questions
     out = {}
     for iteration, texts in eval_outputs(work_dir).items():
-        out[iteration] = [answer_only(text, template, questions[i] if i < len(questions) else "", system)
+        out[iteration] = [answer_only(text, template, asked[i] if i < len(asked) else "", system)
                           for i, text in enumerate(texts)]
     return out
 

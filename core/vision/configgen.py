@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from core.data.templates import is_studio_template, template_dict
 from core.train.configgen import E_QLORA_CPU, ConfigError, TemplateName, lit
+from core.train.hyperparams import check_evaluation_inputs
+from core.vision.dataset import check_image
 
 E_NO_PROJECTOR = ("Stage 2 needs the projector trained in stage 1: choose a stage-1 checkpoint ({path} is not "
                   "one).")
@@ -24,8 +27,12 @@ E_NOT_ENCODER = ("{path} is not a vision encoder XTuner's LLaVA can use (its con
 E_NO_CONFIG = "{path} has no readable config.json: {error}."
 E_PAIR_CHANGED = ("The stage-1 projector maps a {theirs_vision}-wide encoder to a {theirs_llm}-wide LLM, but this "
                   "pair is {ours_vision} → {ours_llm} (hidden sizes): use the encoder and LLM of stage 1.")
-MESSAGES = [E_NO_PROJECTOR, E_NOT_ENCODER, E_NO_CONFIG, E_PAIR_CHANGED]
+E_EVAL_LENGTHS = "{images} evaluation images for {questions} questions: give one image per question."
+E_EVAL_NO_IMAGE = "Evaluation image {path} does not exist (a relative path is read in the image folder)."
+MESSAGES = [E_NO_PROJECTOR, E_NOT_ENCODER, E_NO_CONFIG, E_PAIR_CHANGED, E_EVAL_LENGTHS, E_EVAL_NO_IMAGE]
 ENCODER_TYPES = ("clip", "clip_vision_model")
+EVAL_MAX_NEW_TOKENS = 64  # per evaluation answer: the hook asks every question before training, at each
+# checkpoint and after training, in both stages (XTuner's default of 600 would dominate a small run)
 
 
 class VisionSpec(BaseModel):
@@ -54,6 +61,34 @@ class VisionSpec(BaseModel):
     llm_hidden_size: int = 0
     progress_file: Optional[str] = None
     stop_file: Optional[str] = None
+    evaluation_images: list[str] = Field(default_factory=list)  # one per question; checked() makes them absolute
+    evaluation_inputs: list[str] = Field(default_factory=list)
+
+    @field_validator("evaluation_inputs")
+    @classmethod
+    def _eval_count(cls, v: list[str]) -> list[str]:
+        return check_evaluation_inputs(v)
+
+    @model_validator(mode="after")
+    def _eval_pairs(self) -> "VisionSpec":
+        if len(self.evaluation_images) != len(self.evaluation_inputs):
+            raise ConfigError(E_EVAL_LENGTHS, images=len(self.evaluation_images),
+                              questions=len(self.evaluation_inputs))
+        return self
+
+
+def eval_image(path: str, image_folder: str) -> str:
+    """An evaluation image's real absolute path (a relative one in the image folder); ConfigError unless PIL
+    reads the file as an image (``core.vision.dataset.check_image``)."""
+    shown = os.path.join(image_folder, os.path.expanduser(path))  # an absolute path stays itself
+    real = Path(os.path.realpath(shown))
+    if not real.is_file():
+        raise ConfigError(E_EVAL_NO_IMAGE, path=shown)
+    error, _info = check_image(real, shown)
+    if error is not None:
+        _code, text, params = error
+        raise ConfigError(text, **params)
+    return str(real)
 
 
 def hidden_size(folder: str, vision: bool) -> int:
@@ -85,7 +120,9 @@ def checked(spec: VisionSpec) -> VisionSpec:
     if spec.method == "qlora" and spec.device != "cuda":
         raise ConfigError(E_QLORA_CPU)
     spec = spec.model_copy(update={"visual_hidden_size": hidden_size(spec.encoder_path, True),
-                                   "llm_hidden_size": hidden_size(spec.llm_path, False)})
+                                   "llm_hidden_size": hidden_size(spec.llm_path, False),
+                                   "evaluation_images": [eval_image(p, spec.image_folder)
+                                                         for p in spec.evaluation_images]})
     if spec.stage == 2:
         pth = spec.pretrained_pth or ""
         theirs = stage1_spec(pth) if Path(pth).exists() else {}
@@ -121,6 +158,7 @@ def render(spec: VisionSpec) -> str:
     add("from xtuner.dataset import LLaVADataset")
     add("from xtuner.dataset.collate_fns import default_collate_fn")
     add("from xtuner.dataset.map_fns import llava_map_fn, template_map_fn_factory")
+    add("from xtuner.engine.hooks import EvaluateChatHook")
     add("from xtuner.engine.runner import TrainLoop")
     add("from xtuner.model import LLaVAModel")
     add("from xtuner.utils import PROMPT_TEMPLATE")
@@ -150,6 +188,9 @@ def render(spec: VisionSpec) -> str:
     add("max_norm = 1")
     add(f"studio_progress_file = {lit(spec.progress_file)}")
     add(f"studio_stop_file = {lit(spec.stop_file)}")
+    add("# Evaluation at each checkpoint: a question about each image (answers in work_dir/*/vis_data)")
+    add(f"evaluation_images = {lit(list(spec.evaluation_images))}")
+    add(f"evaluation_inputs = {lit(list(spec.evaluation_inputs))}")
     add("")
     add("#######################################################################")
     add("#            PART 2  Model & Tokenizer & Image Processor              #")
@@ -218,6 +259,15 @@ def render(spec: VisionSpec) -> str:
     add("#                           PART 5  Runtime                           #")
     add("#######################################################################")
     add("custom_hooks = [")
+    if spec.evaluation_inputs:
+        add("    # the questions are str.format arguments in EvaluateChatHook, not format text: kept as written")
+        add("    dict(type=EvaluateChatHook, tokenizer=tokenizer, image_processor=image_processor,")
+        add("         evaluation_images=evaluation_images, evaluation_inputs=evaluation_inputs,")
+        add("         prompt_template=prompt_template, every_n_iters=save_steps,")
+        add(f"         max_new_tokens={lit(EVAL_MAX_NEW_TOKENS)},")
+        add("         # greedy: the same answer from the same weights, and no draw from the random state that")
+        add("         # training uses (dropout): evaluating does not change what is trained")
+        add("         generation_kwargs=dict(do_sample=False, temperature=None, top_p=None, top_k=None)),")
     add("    dict(type=StudioProgressHook, progress_file=studio_progress_file),")
     add("    dict(type=StudioStopHook, stop_file=studio_stop_file),")
     add("]")

@@ -157,7 +157,8 @@ def stage_spec(project: Project, stage: int, device: str, pretrained_pth: Option
         lr=vision.pretrain_lr if stage == 1 else hp.lr, max_epochs=hp.max_epochs, batch_size=hp.batch_size,
         max_length=hp.max_length, lora_r=hp.lora_r, lora_alpha=hp.lora_alpha, warmup_ratio=hp.warmup_ratio,
         save_steps=hp.save_steps, save_total_limit=hp.save_total_limit, logging_interval=hp.logging_interval,
-        seed=hp.seed or 0)
+        seed=hp.seed or 0, evaluation_images=[p.image for p in vision.evaluation],
+        evaluation_inputs=[p.question for p in vision.evaluation])
 
 
 def start_stage(project: Project, stage: int, device: str, pretrained_pth: Optional[str] = None) -> Run:

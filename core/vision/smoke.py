@@ -1,7 +1,8 @@
 """``python -m core.smoke --multimodal``: XTuner's LLaVA end to end on the embedded tiny demo, offline.
 
 Builds the tiny vision tower, LLM and pictures (``core.vision.demo``); stage 1 (projector on captions) and
-stage 2 (LoRA on the LLM and on the encoder, the projector from stage 1) as the app's training jobs; ``pth_to_hf`` + merge;
+stage 2 (LoRA on the LLM and on the encoder, the projector from stage 1) as the app's training jobs, each asking
+about two held-out pictures at its checkpoints (XTuner's EvaluateChatHook); ``pth_to_hf`` + merge;
 then asks about held-out pictures. Exit 0 only if the fine-tuned greedy answers name the right colour and
 shape for a majority and the base model's (untrained projector) do not.
 """
@@ -14,12 +15,14 @@ STAGE1 = dict(lr=2e-2, max_epochs=1, batch_size=4, max_length=128, warmup_ratio=
               save_total_limit=1, logging_interval=5)
 STAGE2 = dict(lr=3e-3, max_epochs=4, encoder_lora=True, batch_size=4, max_length=128, warmup_ratio=0.05, save_steps=1000,
               save_total_limit=1, logging_interval=5, lora_r=32, lora_alpha=64)
+EVAL_PICTURES = 2  # held-out pictures asked about during both stages' training
 
 
 def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
     from core import jobs
     from core.deploy.convert import export_dir
     from core.project import ProjectStore
+    from core.results import evals
     from core.vision import chat as vchat
     from core.vision import demo as vdemo
     from core.vision.configgen import VisionSpec
@@ -37,8 +40,11 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
     project = store.save(project.model_copy(update={"model_path": str(demo.llm)}))
     say(f"tiny vision demo built: {len(demo.heldout)} held-out pictures")
 
+    evaluation = demo.heldout[:EVAL_PICTURES]  # asked at each checkpoint by XTuner's EvaluateChatHook
     common = dict(llm_path=str(demo.llm), encoder_path=str(demo.encoder), image_folder=str(demo.images),
-                  prompt_template="qwen_chat", device=device)
+                  prompt_template="qwen_chat", device=device,
+                  evaluation_images=[str(image) for image, _colour, _shape in evaluation],
+                  evaluation_inputs=[vdemo.QUESTION] * len(evaluation))
     stages = {}
     for stage, data, hp in ((1, demo.pretrain, STAGE1), (2, demo.finetune, STAGE2)):
         extra = {"pretrained_pth": str(stages[1].checkpoints()[-1][1])} if stage == 2 else {}
@@ -51,6 +57,10 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
             return 1
         stages[stage] = run_
         say(f"stage {stage} succeeded: {run_.id}, last {run_.checkpoints()[-1][1].name}")
+        answers = evals.timeline(run_.work_dir, "qwen_chat", common["evaluation_inputs"], images=True)
+        if answers:
+            it = max(answers)
+            say(f"stage {stage} evaluation answers at iter {it}: {[a[:40] for a in answers[it]]}")
 
     tuned_run = stages[2]
     last = tuned_run.checkpoints()[-1][0]
