@@ -12,6 +12,7 @@ HOSTILE = [
     "line1\nline2\r\n\ttab \\ backslash \x00 nul",
     "中文问题：请你介绍一下你自己？ 😀",
     "${HOME} $(whoami) `id`",
+    "{{ fileDirname }} {{$HOME}} {{$HF_TOKEN:none}} {{ _base_.model }} {{ fileBasename}}",  # mmengine's placeholders
 ]
 
 
@@ -79,6 +80,8 @@ def test_mmengine_parses_the_config_lazily(tmp_path):
     cfg = Config.fromfile(str(path))
     assert list(cfg.evaluation_inputs) == HOSTILE
     assert cfg.train_cfg.max_epochs == 3
+    # read the old way too, where mmengine first rewrites {{ fileDirname }}, {{$ENV}}, {{ _base_.x }} in the text
+    assert list(Config.fromfile(str(path), lazy_import=False).evaluation_inputs) == HOSTILE
 
 
 # --- every string field a user can type round-trips exactly, or is refused by an allow-list ------

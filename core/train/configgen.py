@@ -128,9 +128,24 @@ def default_map_num_proc(dataset_path: str | None) -> int:
     return max(1, min(os.cpu_count() or 1, 16))
 
 
+def _literal(value) -> str:
+    if isinstance(value, str):
+        # mmengine's Config.fromfile rewrites "{{ fileDirname }}", "{{$ENV}}" and "{{ _base_.x }}" in a config's
+        # text before Python reads it: a brace inside a string is written \x7b so no user text ever matches
+        return repr(value).replace("{", "\\x7b") if "{{" in value else repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_literal, value)) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_literal, value)) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def lit(value) -> str:
-    """A Python literal for ``value`` that reads back as exactly the same value."""
-    text = repr(value)
+    """A Python literal for ``value`` that reads back as exactly the same value, also through mmengine's
+    ``Config.fromfile`` (which substitutes ``{{ … }}`` placeholders in the file's text)."""
+    text = _literal(value)
     if ast.literal_eval(text) != value:  # pragma: no cover - repr of plain values always round-trips
         raise ConfigError(E_LITERAL, value=repr(value))
     return text
