@@ -1,33 +1,28 @@
 """XTuner's LLaVA end to end on the tiny vision demo (``python -m core.smoke --multimodal``): stage 1 →
-stage 2 → pth_to_hf + merge → answers about held-out pictures, fine-tuned vs base."""
+stage 2 → pth_to_hf + merge + transformers folder → answers about held-out pictures, fine-tuned vs base."""
 import json
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 @pytest.mark.slow
-def test_the_multimodal_smoke_names_colour_and_shape_of_held_out_pictures(tmp_path, report_figure):
-    t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "core.smoke", "--multimodal", "--workspace", str(tmp_path),
-                          "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=1800)
+def test_the_multimodal_smoke_names_colour_and_shape_of_held_out_pictures(vision_smoke_run, report_figure):
+    out = vision_smoke_run  # `python -m core.smoke --multimodal`, run once for the session (tests/conftest.py)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "MULTIMODAL SMOKE OK" in out.stdout
     tuned, base, n = map(int, re.search(r"held-out accuracy: fine-tuned (\d+)/(\d+), base (\d+)/\2",
                                          out.stdout).group(1, 3, 2))
     assert n >= 5 and tuned * 2 > n and base * 2 <= n
-    runs = sorted((tmp_path / "projects" / "llava-demo" / "runs").iterdir())
+    assert f"transformers LLaVA folder (hf_llava/): the fine-tuned answer for {n}/{n}" in out.stdout
+    runs = sorted((out.workspace / "projects" / "llava-demo" / "runs").iterdir())
     assert [r.name.rsplit("-", 1)[-1] for r in runs] == ["stage1", "stage2"]
     export = next(runs[1].glob("exports/iter_*"))
     assert (export / "hf" / "projector" / "config.json").is_file() and (export / "hf" / "llm_adapter").is_dir()
     assert (export / "hf" / "visual_encoder_adapter").is_dir()  # stage 2 also trains LoRA on the encoder
     assert (export / "merged" / "config.json").is_file()
+    assert (export / "hf_llava" / "config.json").is_file() and (export / "hf_llava" / "processor_config.json").is_file()
     # both stages asked about two held-out pictures at their checkpoints (XTuner's EvaluateChatHook)
     from core.results import evals
     from core.results.metrics import eval_outputs
@@ -41,5 +36,6 @@ def test_the_multimodal_smoke_names_colour_and_shape_of_held_out_pictures(tmp_pa
     last = max(int(p.stem.removeprefix("iter_")) for p in (runs[1] / "work_dir").glob("iter_*.pth"))
     assert last in answers and len(answers[last]) == 2, answers
     assert all(a.strip() for a in answers[last]), answers
-    report_figure(f"multimodal smoke: {time.monotonic() - t0:.0f} s, held-out accuracy fine-tuned {tuned}/{n}, "
+    seconds = float(re.findall(r"^\[\s*([\d.]+)s\]", out.stdout, re.M)[-1])
+    report_figure(f"multimodal smoke: {seconds:.0f} s, held-out accuracy fine-tuned {tuned}/{n}, "
                   f"base {base}/{n}; stage-2 evaluation answers at iter {last}: {answers[last]}")

@@ -26,7 +26,7 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
     from core.vision import chat as vchat
     from core.vision import demo as vdemo
     from core.vision.configgen import VisionSpec
-    from core.vision.runs import merged_dir, new_stage_run, projector_dir, start_convert
+    from core.vision.runs import hf_llava_dir, merged_dir, new_stage_run, projector_dir, start_convert
     from core.train import runs
 
     t0 = time.monotonic()
@@ -76,7 +76,9 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
     adapter = projector_dir(tuned_run, last).parent / "visual_encoder_adapter"
     tuned = vchat.load(str(merged_dir(tuned_run, last)), str(demo.encoder), str(projector_dir(tuned_run, last)), device,
                        encoder_adapter=str(adapter) if adapter.is_dir() else None)
+    hf_model = TransformersLlava(hf_llava_dir(tuned_run, last), device)
     right = {"base": 0, "fine-tuned": 0}
+    same = 0  # the transformers folder's answer is the fine-tuned parts' answer
     for image, colour, shape in demo.heldout:
         line = [f"{image.name}:"]
         for name, vm in (("base", base), ("fine-tuned", tuned)):
@@ -84,10 +86,44 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
             ok = vdemo.names_it(text, colour, shape)
             right[name] += ok
             line.append(f"{name} {'OK ' if ok else 'no '}{text[:60]!r}")
+        same += hf_model.answer(image, vdemo.QUESTION, "qwen_chat") == text
         print("  " + "  ".join(line), flush=True)
     n = len(demo.heldout)
-    ok = right["fine-tuned"] * 2 > n and right["base"] * 2 <= n
+    ok = right["fine-tuned"] * 2 > n and right["base"] * 2 <= n and same == n
     say(f"held-out accuracy: fine-tuned {right['fine-tuned']}/{n}, base {right['base']}/{n}")
+    say(f"transformers LLaVA folder ({hf_llava_dir(tuned_run, last).name}/): the fine-tuned answer for {same}/{n}")
     say("MULTIMODAL SMOKE OK" if ok else "MULTIMODAL SMOKE FAILED: the fine-tuned model must name colour and shape "
-        "for a majority of held-out pictures, the base model not")
+        "for a majority of held-out pictures, the base model not, and the transformers folder answer as the parts do")
     return 0 if ok else 1
+
+
+class TransformersLlava:
+    """The converted checkpoint's transformers folder, loaded as anyone would: LlavaForConditionalGeneration and
+    AutoProcessor, the prompt in the project's template, greedy with the template's stop words."""
+
+    def __init__(self, folder: Path, device: str):
+        import torch
+        from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+        from core.deploy import chat
+
+        model = LlavaForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+        self.processor = AutoProcessor.from_pretrained(folder)
+        self.loaded = chat.LoadedModel(key=(str(folder),), model=model, tokenizer=self.processor.tokenizer,
+                                       device=device)
+
+    def answer(self, image: Path, question: str, template: str, max_new_tokens: int = 40) -> str:
+        import torch
+        from PIL import Image
+
+        from core.deploy import chat
+        from core.vision.chat import IMAGE_TOKEN
+
+        prompt = chat.build_prompt(template, f"{IMAGE_TOKEN}\n{question}")
+        with Image.open(image) as im:
+            inputs = self.processor(images=im.convert("RGB"), text=prompt, return_tensors="pt").to(self.loaded.device)
+        kwargs = chat._generate_kwargs(self.loaded, template, chat.GenerationSettings(max_new_tokens=max_new_tokens))
+        with torch.inference_mode():
+            out = self.loaded.model.generate(**inputs, **kwargs)
+        text = self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return chat._clean(text, template).strip()
