@@ -171,23 +171,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when a GPU is found, else cpu")
     parser.add_argument("--arch", choices=[f.key for f in FAMILIES] + ["all"],
                         help="a tiny model of this family instead of the demo ('all': every family)")
-    parser.add_argument("--method", choices=["lora", "full", "both", "dpo", "orpo"], default="both",
-                        help="with --arch: lora, full or both; without: dpo or orpo runs core.preference_demo")
+    parser.add_argument("--method", choices=["lora", "full", "both", "dpo", "orpo", "qlora"], default="both",
+                        help="with --arch: lora, full or both; without: dpo or orpo runs core.preference_demo; "
+                             "with --multimodal: stage 2 with lora (default) or qlora (a GPU)")
     parser.add_argument("--multimodal", action="store_true",
                         help="XTuner's LLaVA (stage 1, stage 2, convert, chat with an image) on a tiny vision demo")
+    parser.add_argument("--encoder", choices=["tiny", "clip-l-336"], default="tiny",
+                        help="with --multimodal: the vision tower's size (clip-l-336: CLIP ViT-L/14-336's, random "
+                             "weights, for a GPU)")
     parser.add_argument("--export", choices=["gguf"], help="then GGUF F16 + Q8_0 answered by llama.cpp "
                         "(core.deploy.gguf_smoke)")
     parser.add_argument("--serve", action="store_true", help="with --export gguf: and through its server")
     args = parser.parse_args(argv)
     if args.arch and args.method in ("dpo", "orpo"):
         parser.error("--method dpo / orpo runs on the demo model: leave out --arch")
+    if (args.method == "qlora" or args.encoder != "tiny") and not args.multimodal:
+        parser.error("--method qlora and --encoder are for --multimodal")
 
     def go(workspace: Path) -> int:
         if args.multimodal:
             from core.machine import system
             from core.vision import smoke
 
-            return smoke.run(workspace, args.device or system.device())
+            return smoke.run(workspace, args.device or system.device(), encoder=args.encoder,
+                             method="qlora" if args.method == "qlora" else "lora")
         if args.export:
             from core.deploy.gguf_smoke import run_gguf
 

@@ -39,3 +39,14 @@ def test_the_multimodal_smoke_names_colour_and_shape_of_held_out_pictures(vision
     seconds = float(re.findall(r"^\[\s*([\d.]+)s\]", out.stdout, re.M)[-1])
     report_figure(f"multimodal smoke: {seconds:.0f} s, held-out accuracy fine-tuned {tuned}/{n}, "
                   f"base {base}/{n}; stage-2 evaluation answers at iter {last}: {answers[last]}")
+
+
+def test_qlora_stage_2_on_a_cpu_is_refused_in_words(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "core.smoke", "--multimodal", "--method", "qlora", "--device", "cpu",
+                          "--workspace", str(tmp_path)], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    assert "stage 2 cannot start: QLoRA" in out.stdout, out.stdout

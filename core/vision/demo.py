@@ -57,18 +57,27 @@ def draw(path: Path, colour: str, shape: str, rng: random.Random) -> None:
     im.save(path)
 
 
-def build_encoder(out_dir: str | Path, hidden_size: int = 48, layers: int = 2, seed: int = 0) -> Path:
-    """A randomly initialised CLIP vision tower + its image processor, saved as a Hugging Face folder."""
+ENCODERS = {  # CLIP vision tower shapes: the demo's tiny one, and CLIP ViT-L/14-336's (random weights, for GPUs)
+    "tiny": dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
+                 image_size=IMAGE_SIZE, patch_size=PATCH_SIZE),
+    "clip-l-336": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                       image_size=336, patch_size=14),
+}
+
+
+def build_encoder(out_dir: str | Path, shape: str = "tiny", seed: int = 0) -> Path:
+    """A randomly initialised CLIP vision tower of ``ENCODERS[shape]`` + its image processor, as a Hugging Face
+    folder."""
     import torch
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
     out_dir = Path(out_dir)
-    config = CLIPVisionConfig(hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=layers,
-                              num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE,
-                              projection_dim=hidden_size)
+    dims = ENCODERS[shape]
+    config = CLIPVisionConfig(**dims, projection_dim=dims["hidden_size"])
     torch.manual_seed(seed)
     CLIPVisionModel(config).save_pretrained(out_dir, safe_serialization=True)
-    CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+    side = dims["image_size"]
+    CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
                        do_center_crop=True).save_pretrained(out_dir)
     return out_dir
 
@@ -84,15 +93,17 @@ def records(pictures: list[tuple[str, str, str]], stage: int) -> list[dict]:
     return out
 
 
-def build(root: str | Path, copies: int = 20, heldout_per_pair: int = 1, seed: int = 0) -> VisionDemo:
-    """Everything the demo needs under ``root``: llm/, encoder/, images/, pretrain.json, finetune.json."""
+def build(root: str | Path, copies: int = 20, heldout_per_pair: int = 1, seed: int = 0,
+          encoder: str = "tiny") -> VisionDemo:
+    """Everything the demo needs under ``root``: llm/, encoder/ (``ENCODERS[encoder]``), images/, pretrain.json,
+    finetune.json."""
     from core.demo import build_demo_model
 
     root = Path(root)
     rng = random.Random(seed)
     pairs = [(c, s) for c in COLOURS for s in SHAPES]
     llm = build_demo_model(root / "llm", extra_text=tuple(caption(c, s) for c, s in pairs) + QUESTIONS)
-    encoder = build_encoder(root / "encoder")
+    encoder = build_encoder(root / "encoder", encoder)
     images = root / "images"
     train = []
     for n in range(copies):

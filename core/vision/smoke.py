@@ -18,13 +18,16 @@ STAGE2 = dict(lr=3e-3, max_epochs=4, encoder_lora=True, batch_size=4, max_length
 EVAL_PICTURES = 2  # held-out pictures asked about during both stages' training
 
 
-def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
+def run(workspace: Path, device: str, timeout_s: float = 900, encoder: str = "tiny", method: str = "lora") -> int:
+    """``encoder``: a key of ``core.vision.demo.ENCODERS`` ("clip-l-336": the real tower's size, for a GPU);
+    ``method``: stage 2 on the LLM, lora or qlora (a GPU)."""
     from core import jobs
     from core.deploy.convert import export_dir
     from core.project import ProjectStore
     from core.results import evals
     from core.vision import chat as vchat
     from core.vision import demo as vdemo
+    from core.train.configgen import E_QLORA_CPU, ConfigError
     from core.vision.configgen import VisionSpec
     from core.vision.runs import hf_llava_dir, merged_dir, new_stage_run, projector_dir, start_convert
     from core.train import runs
@@ -34,9 +37,12 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
     def say(msg: str) -> None:
         print(f"[{time.monotonic() - t0:6.1f}s] {msg}", flush=True)
 
+    if method == "qlora" and device != "cuda":  # before stage 1 trains for nothing
+        say(f"stage 2 cannot start: {E_QLORA_CPU}")
+        return 1
     store = ProjectStore(workspace)
     project = store.create("llava-demo", method="lora", prompt_template="qwen_chat")
-    demo = vdemo.build(project.dir / "vision")
+    demo = vdemo.build(project.dir / "vision", encoder=encoder)
     project = store.save(project.model_copy(update={"model_path": str(demo.llm)}))
     say(f"tiny vision demo built: {len(demo.heldout)} held-out pictures")
 
@@ -48,7 +54,13 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
     stages = {}
     for stage, data, hp in ((1, demo.pretrain, STAGE1), (2, demo.finetune, STAGE2)):
         extra = {"pretrained_pth": str(stages[1].checkpoints()[-1][1])} if stage == 2 else {}
-        run_ = new_stage_run(project, VisionSpec(stage=stage, data_path=str(data), **common, **hp, **extra))
+        if stage == 2:
+            extra["method"] = method
+        try:
+            run_ = new_stage_run(project, VisionSpec(stage=stage, data_path=str(data), **common, **hp, **extra))
+        except ConfigError as e:
+            say(f"stage {stage} cannot start: {e}")
+            return 1
         runs.start_training(project, run_)
         job = jobs.wait_job(run_.dir, timeout=timeout_s)
         if job.state != "succeeded" or not run_.checkpoints():
@@ -56,7 +68,7 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
             print(run_.log_path.read_text(errors="replace")[-4000:])
             return 1
         stages[stage] = run_
-        say(f"stage {stage} succeeded: {run_.id}, last {run_.checkpoints()[-1][1].name}")
+        say(f"stage {stage} succeeded: {run_.id}, last {run_.checkpoints()[-1][1].name}{peak_memory(run_)}")
         answers = evals.timeline(run_.work_dir, "qwen_chat", common["evaluation_inputs"], images=True)
         if answers:
             it = max(answers)
@@ -95,6 +107,16 @@ def run(workspace: Path, device: str, timeout_s: float = 900) -> int:
     say("MULTIMODAL SMOKE OK" if ok else "MULTIMODAL SMOKE FAILED: the fine-tuned model must name colour and shape "
         "for a majority of held-out pictures, the base model not, and the transformers folder answer as the parts do")
     return 0 if ok else 1
+
+
+def peak_memory(run) -> str:
+    """", peak GPU memory N MB" from the run's logged scalars (nothing on a CPU)."""
+    from core.results.metrics import ScalarsReader
+
+    reader = ScalarsReader(run.work_dir)
+    reader.poll()
+    memory = reader.series("memory")[1]
+    return f", peak GPU memory {max(memory):.0f} MB" if memory else ""
 
 
 class TransformersLlava:
