@@ -54,29 +54,34 @@ def session_shared_dir(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-def _run_smoke(ws: Path) -> SmokeRun:
-    out = subprocess.run([sys.executable, "-m", "core.smoke", "--workspace", str(ws), "--device", "cpu"],
+def _run_smoke(ws: Path, project: str, *args: str) -> SmokeRun:
+    out = subprocess.run([sys.executable, "-m", "core.smoke", *args, "--workspace", str(ws), "--device", "cpu"],
                          cwd=REPO, capture_output=True, text=True, timeout=1800)
-    runs_dir = ws / "projects" / "demo" / "runs"
+    runs_dir = ws / "projects" / project / "runs"
     run_dirs = sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []
     return SmokeRun(ws, out.returncode, out.stdout, out.stderr, run_dirs)
+
+
+def _smoke_once(tmp_path_factory, name: str, workspace: str, project: str, *args: str) -> SmokeRun:
+    """``python -m core.smoke *args`` once per session in ``workspace``: under pytest-xdist the first worker to
+    ask runs it and the others read its result (``name``.json)."""
+    shared = session_shared_dir(tmp_path_factory)
+    record = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if record.exists():
+            data = json.loads(record.read_text())
+            return SmokeRun(Path(data["workspace"]), data["returncode"], data["stdout"], data["stderr"],
+                            [Path(d) for d in data["run_dirs"]])
+        result = _run_smoke(shared / workspace, project, *args)
+        record.write_text(json.dumps(asdict(result), default=str))
+        return result
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> SmokeRun:
     """The whole pipeline, once per session: ``python -m core.smoke`` builds the demo project, trains it,
-    converts and merges the last checkpoint and asks both models the demo question (~1 min).
-    Under pytest-xdist the first worker to ask runs it and the others read its result."""
-    shared = session_shared_dir(tmp_path_factory)
-    record = shared / "smoke_run.json"
-    with FileLock(str(shared / "smoke_run.lock")):
-        if record.exists():
-            data = json.loads(record.read_text())
-            return SmokeRun(Path(data["workspace"]), data["returncode"], data["stdout"], data["stderr"],
-                            [Path(d) for d in data["run_dirs"]])
-        result = _run_smoke(shared / "trained_ws")
-        record.write_text(json.dumps(asdict(result), default=str))
-        return result
+    converts and merges the last checkpoint and asks both models the demo question (~1 min)."""
+    return _smoke_once(tmp_path_factory, "smoke_run", "trained_ws", "demo")
 
 
 @pytest.fixture(scope="session")
@@ -90,23 +95,9 @@ def trained_workspace(smoke_run):
 @pytest.fixture(scope="session")
 def vision_smoke_run(tmp_path_factory) -> SmokeRun:
     """``python -m core.smoke --multimodal`` once per session (both LLaVA stages trained on the tiny vision demo,
-    stage 2's last checkpoint converted and merged, held-out pictures asked; ~2 min on a quiet machine),
-    shared by every worker like ``smoke_run``: read its workspace, or work on a copy."""
-    shared = session_shared_dir(tmp_path_factory)
-    record = shared / "vision_smoke_run.json"
-    with FileLock(str(shared / "vision_smoke_run.lock")):
-        if record.exists():
-            data = json.loads(record.read_text())
-            return SmokeRun(Path(data["workspace"]), data["returncode"], data["stdout"], data["stderr"],
-                            [Path(d) for d in data["run_dirs"]])
-        ws = shared / "vision_ws"
-        out = subprocess.run([sys.executable, "-m", "core.smoke", "--multimodal", "--workspace", str(ws),
-                              "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=1800)
-        runs_dir = ws / "projects" / "llava-demo" / "runs"
-        result = SmokeRun(ws, out.returncode, out.stdout, out.stderr,
-                          sorted(runs_dir.iterdir()) if runs_dir.is_dir() else [])
-        record.write_text(json.dumps(asdict(result), default=str))
-        return result
+    stage 2's last checkpoint converted, held-out pictures asked; ~2 min on a quiet machine), shared like
+    ``smoke_run``: read its workspace, or work on a copy."""
+    return _smoke_once(tmp_path_factory, "vision_smoke_run", "vision_ws", "llava-demo", "--multimodal")
 
 
 # Figures a test measured (e.g. the newcomer's time to a first fine-tune), printed at the end of the run.
