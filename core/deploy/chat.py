@@ -433,6 +433,13 @@ class Stream(AnswerStream):
             self._text, self._decoded_len = text.strip() if self.done else text, n
         return self._text
 
+    def result(self) -> str:
+        """The whole answer, once generated; RuntimeError with the generation's error."""
+        self.wait()
+        if self.error:
+            raise RuntimeError(self.error)
+        return self.text
+
 
 def wait_any(streams: list[AnswerStream], timeout: float) -> None:
     """Sleep up to ``timeout``, waking as soon as an unfinished stream completes (a UI refresh loop)."""

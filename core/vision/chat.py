@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from core.deploy import chat
+from core.vision.dataset import IMAGE_TOKEN
 
-IMAGE_TOKEN = "<image>"
 VISUAL_SELECT_LAYER = -2  # LLaVAModel's default
+ANSWER_TOKENS = 40  # new tokens of an answer about an image: the demo's captions fit several times
 
 
 @dataclass
@@ -68,13 +69,10 @@ def start_stream(vm: VisionModel, image, question: str, template: str,
         inputs = prepare_inputs_labels_for_multimodal(llm=vm.llm.model, input_ids=torch.tensor([ids], device=device),
                                                       pixel_values=vm.projector(hidden))
     inputs = {k: v for k, v in inputs.items() if v is not None}
-    return chat.stream_generate(vm.llm, template, inputs, settings or chat.GenerationSettings(max_new_tokens=40))
+    return chat.stream_generate(vm.llm, template, inputs,
+                                settings or chat.GenerationSettings(max_new_tokens=ANSWER_TOKENS))
 
 
-def answer(vm: VisionModel, image, question: str, template: str, max_new_tokens: int = 40) -> str:
+def answer(vm: VisionModel, image, question: str, template: str, max_new_tokens: int = ANSWER_TOKENS) -> str:
     """The whole greedy answer to ``question`` about ``image``."""
-    stream = start_stream(vm, image, question, template, chat.GenerationSettings(max_new_tokens=max_new_tokens))
-    stream.wait()
-    if stream.error:
-        raise RuntimeError(stream.error)
-    return stream.text
+    return start_stream(vm, image, question, template, chat.GenerationSettings(max_new_tokens=max_new_tokens)).result()

@@ -29,7 +29,7 @@ def run(workspace: Path, device: str, timeout_s: float = 900, encoder: str = "ti
     from core.vision import demo as vdemo
     from core.train.configgen import E_QLORA_CPU, ConfigError
     from core.vision.configgen import VisionSpec
-    from core.vision.runs import hf_llava_dir, merged_dir, new_stage_run, projector_dir, start_convert
+    from core.vision.runs import merged_dir, new_stage_run, start_convert, vision_outputs
     from core.train import runs
 
     t0 = time.monotonic()
@@ -84,11 +84,11 @@ def run(workspace: Path, device: str, timeout_s: float = 900, encoder: str = "ti
         return 1
     say(f"converted and merged: {merged_dir(tuned_run, last)}")
 
+    (out,) = [o for o in vision_outputs(project) if (o.run.id, o.iteration) == (tuned_run.id, last)]
     base = vchat.load(str(demo.llm), str(demo.encoder), None, device)
-    adapter = projector_dir(tuned_run, last).parent / "visual_encoder_adapter"
-    tuned = vchat.load(str(merged_dir(tuned_run, last)), str(demo.encoder), str(projector_dir(tuned_run, last)), device,
-                       encoder_adapter=str(adapter) if adapter.is_dir() else None)
-    hf_model = TransformersLlava(hf_llava_dir(tuned_run, last), device)
+    tuned = vchat.load(str(out.llm), out.encoder, str(out.projector), device,
+                       encoder_adapter=str(out.encoder_adapter) if out.encoder_adapter else None)
+    hf_model = TransformersLlava(out.hf_llava, device)  # written by the conversion that succeeded
     right = {"base": 0, "fine-tuned": 0}
     same = 0  # the transformers folder's answer is the fine-tuned parts' answer
     for image, colour, shape in demo.heldout:
@@ -103,7 +103,7 @@ def run(workspace: Path, device: str, timeout_s: float = 900, encoder: str = "ti
     n = len(demo.heldout)
     ok = right["fine-tuned"] * 2 > n and right["base"] * 2 <= n and same == n
     say(f"held-out accuracy: fine-tuned {right['fine-tuned']}/{n}, base {right['base']}/{n}")
-    say(f"transformers LLaVA folder ({hf_llava_dir(tuned_run, last).name}/): the fine-tuned answer for {same}/{n}")
+    say(f"transformers LLaVA folder ({out.hf_llava.name}/): the fine-tuned answer for {same}/{n}")
     say("MULTIMODAL SMOKE OK" if ok else "MULTIMODAL SMOKE FAILED: the fine-tuned model must name colour and shape "
         "for a majority of held-out pictures, the base model not, and the transformers folder answer as the parts do")
     return 0 if ok else 1
@@ -134,18 +134,14 @@ class TransformersLlava:
         self.loaded = chat.LoadedModel(key=(str(folder),), model=model, tokenizer=self.processor.tokenizer,
                                        device=device)
 
-    def answer(self, image: Path, question: str, template: str, max_new_tokens: int = 40) -> str:
-        import torch
+    def answer(self, image: Path, question: str, template: str) -> str:
         from PIL import Image
 
         from core.deploy import chat
-        from core.vision.chat import IMAGE_TOKEN
+        from core.vision.chat import ANSWER_TOKENS, IMAGE_TOKEN
 
         prompt = chat.build_prompt(template, f"{IMAGE_TOKEN}\n{question}")
         with Image.open(image) as im:
             inputs = self.processor(images=im.convert("RGB"), text=prompt, return_tensors="pt").to(self.loaded.device)
-        kwargs = chat._generate_kwargs(self.loaded, template, chat.GenerationSettings(max_new_tokens=max_new_tokens))
-        with torch.inference_mode():
-            out = self.loaded.model.generate(**inputs, **kwargs)
-        text = self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        return chat._clean(text, template).strip()
+        return chat.stream_generate(self.loaded, template, dict(inputs),
+                                    chat.GenerationSettings(max_new_tokens=ANSWER_TOKENS)).result()
