@@ -165,7 +165,7 @@ NAMES = {"xtuner", "studio", "lora", "qlora", "dpo", "orpo", "deepspeed", "zero"
          "hugging", "face", "modelscope", "openxlab", "json", "jsonl", "csv", "zip", "gguf", "ollama", "openai",
          "lmdeploy", "llava", "clip", "siglip", "qwen", "llama", "gemma", "phi", "internlm", "mistral", "deepseek",
          "chatml", "sharegpt", "alpaca", "openai", "api", "url", "ssh", "http", "https", "tensorboard", "mmengine",
-         "torch", "pytorch", "transformers", "peft", "bitsandbytes", "nvidia", "nvml", "bf16", "fp16", "fp32",
+         "torch", "pytorch", "transformers", "peft", "liger", "bitsandbytes", "nvidia", "nvml", "bf16", "fp16", "fp32",
          "adamw", "lr", "kib", "mib", "gib", "tib", "kb", "mb", "gb", "tb", "ms", "min", "demo", "ada", "assistant",
          "self_intro", "max_length", "batch_size", "epochs", "rank", "alpha", "tokens", "token", "iter", "loss",
          "grad_norm", "eta", "top", "streamlit", "python", "pip", "rouge", "sft", "moe", "vl", "system", "user",
